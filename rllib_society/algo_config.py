@@ -1,0 +1,76 @@
+"""The one translation of an `ExperimentConfig` into RLlib's `PPOConfig`."""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from rllib_society.bidder import BidderCatalog
+from rllib_society.callbacks import SocietyMetricsCallback
+from rllib_society.config import ExperimentConfig
+from rllib_society.learner import SocietyPPOTorchLearner
+from rllib_society.society_env import SocietyEnv, make_base_env, module_id_of
+
+
+def primitive_module_ids(config: ExperimentConfig) -> list[str]:
+    """One RLlib module per primitive (env action): ``p0``, ``p1``, ..."""
+    env = make_base_env(config.env, config.env_config)
+    try:
+        return [f"p{k}" for k in range(int(env.action_space.n))]
+    finally:
+        env.close()
+
+
+def build_algo_config(config: ExperimentConfig) -> PPOConfig:
+    """Multi-agent PPO over `SocietyEnv`: one Beta-bidder module per primitive, clones mapped to
+    it, exact auction utilities through `SocietyPPOTorchLearner`.
+
+    PPO's gamma is 0 because bidders are memoryless: every bid is a one-step decision whose
+    utility already contains the discounted lookahead (advantage = u_t - V(s_t)).
+    """
+    module_ids = primitive_module_ids(config)
+    return (
+        PPOConfig()
+        # Bids are Beta samples in [0, 1] already: no action rescaling or clipping.
+        .environment(
+            SocietyEnv, env_config=config.society_config(),
+            normalize_actions=False, clip_actions=False,
+        )
+        .multi_agent(policies=set(module_ids), policy_mapping_fn=module_id_of)
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids}
+            ),
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=list(config.fcnet_hiddens),
+                fcnet_activation=config.fcnet_activation,
+                vf_share_layers=False,
+            ),
+        )
+        .learners(
+            learner_class=SocietyPPOTorchLearner,
+            learner_config_dict={"auction": config.auction},
+        )
+        .env_runners(
+            num_env_runners=config.num_env_runners,
+            num_envs_per_env_runner=config.num_envs_per_env_runner,
+            # Chunks cut mid-episode are fine: the connector masks their unknowable last auction.
+            batch_mode="truncate_episodes",
+        )
+        .training(
+            gamma=0.0,
+            lambda_=1.0,
+            lr=config.lr,
+            entropy_coeff=config.entropy_coeff,
+            clip_param=config.clip_param,
+            vf_loss_coeff=config.vf_loss_coeff,
+            grad_clip=config.grad_clip,
+            num_epochs=config.num_epochs,
+            minibatch_size=config.minibatch_size,
+            train_batch_size_per_learner=config.train_batch_size_per_learner,
+        )
+        .callbacks(SocietyMetricsCallback)
+        .debugging(seed=config.seed)
+    )

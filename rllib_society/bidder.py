@@ -1,0 +1,87 @@
+"""The bidders' action distribution: a Beta over [0, 1] (spec section 3), plugged into RLlib's
+default PPO RLModule through a catalog. RLlib has no Beta of its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.algorithms.ppo.ppo_catalog import PPOCatalog
+from ray.rllib.core.distribution.torch.torch_distribution import (
+    TorchDeterministic,
+    TorchDistribution,
+)
+from ray.rllib.utils.annotations import override
+
+#: Samples are kept this far inside (0, 1) so log-probabilities stay finite.
+BID_EPSILON = 1e-4
+#: softplus(0 + offset) = 2: with a zero network output the Beta has alpha = beta = 1 (uniform bids).
+_CONCENTRATION_OFFSET = math.log(math.expm1(2.0))
+
+
+class TorchBeta(TorchDistribution):
+    """Beta(alpha, beta) over one bid, from a mean m = sigmoid(x0) and a concentration
+    nu = softplus(x1): alpha = m * nu, beta = (1 - m) * nu (the released code's parameterisation).
+    """
+
+    def __init__(self, alpha: torch.Tensor, beta: torch.Tensor):
+        self.alpha, self.beta = alpha, beta
+        super().__init__(alpha=alpha, beta=beta)
+
+    @override(TorchDistribution)
+    def _get_torch_distribution(self, alpha, beta) -> torch.distributions.Distribution:
+        return torch.distributions.Beta(alpha, beta)
+
+    @override(TorchDistribution)
+    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self._dist.log_prob(value.clamp(BID_EPSILON, 1 - BID_EPSILON)).sum(-1)
+
+    @override(TorchDistribution)
+    def entropy(self) -> torch.Tensor:
+        return self._dist.entropy().sum(-1)
+
+    @override(TorchDistribution)
+    def kl(self, other: "TorchBeta") -> torch.Tensor:
+        return torch.distributions.kl.kl_divergence(self._dist, other._dist).sum(-1)
+
+    @override(TorchDistribution)
+    def sample(self, *, sample_shape=()) -> torch.Tensor:
+        return self._dist.sample(sample_shape).clamp(BID_EPSILON, 1 - BID_EPSILON)
+
+    @override(TorchDistribution)
+    def rsample(self, *, sample_shape=()) -> torch.Tensor:
+        return self._dist.rsample(sample_shape).clamp(BID_EPSILON, 1 - BID_EPSILON)
+
+    @staticmethod
+    @override(TorchDistribution)
+    def required_input_dim(space: gym.Space, **kwargs) -> int:
+        return 2 * int(np.prod(space.shape))
+
+    @classmethod
+    @override(TorchDistribution)
+    def from_logits(cls, logits: torch.Tensor, **kwargs) -> "TorchBeta":
+        mean_logit, concentration_logit = logits.chunk(2, dim=-1)
+        mean = torch.sigmoid(mean_logit)
+        concentration = torch.nn.functional.softplus(concentration_logit + _CONCENTRATION_OFFSET)
+        return cls(mean * concentration, (1 - mean) * concentration)
+
+    @override(TorchDistribution)
+    def to_deterministic(self) -> TorchDeterministic:
+        """The mean bid, used for greedy evaluation."""
+        return TorchDeterministic(loc=self.alpha / (self.alpha + self.beta))
+
+
+def mean_bid(logits: torch.Tensor) -> torch.Tensor:
+    """The mean bid for a batch of action-distribution inputs, shape (B, 1)."""
+    return TorchBeta.from_logits(logits).to_deterministic().loc
+
+
+class BidderCatalog(PPOCatalog):
+    """PPO's default catalog with Beta bids instead of a clipped Gaussian."""
+
+    @override(PPOCatalog)
+    def get_action_dist_cls(self, framework: str) -> type[TorchBeta]:
+        return TorchBeta

@@ -1,0 +1,233 @@
+"""Experiment configuration: defaults, YAML files, command-line overrides and validation, in one
+place and without Ray, so bad input fails before Ray starts.
+
+Precedence: dataclass defaults < YAML file < explicit flags < ``--set key=value`` (applied last).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rllib_society.auction import AUCTIONS
+
+#: Bid networks' activations RLlib's default model accepts.
+ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one training run needs. Names follow RLlib for RLlib concepts and the paper
+    for society concepts; the YAML keys, ``--set`` keys and flags use the same names."""
+
+    # Environment
+    env: str = "Chain-v0"
+    """gymnasium id of the wrapped env (Discrete actions), or ``module:EnvId``."""
+    env_config: dict = field(default_factory=dict)
+    """Constructor arguments of the env (``--set env_config.<name>=<value>``)."""
+
+    # Society (spec sections 1-2)
+    auction: str = "ccv"
+    """Utility the bidders are trained on: v, ccv, bb or env."""
+    clones: int = 2
+    """Agent ids per primitive sharing one policy; 1 = solitary society."""
+    dropout: float = 0.0
+    """Probability that an agent id sits out a whole training episode (two always stay)."""
+    gamma: float = 0.99
+    """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
+    reward_scale: float = 1.0
+    """Env rewards are multiplied by this before the auction; returns stay in env units."""
+
+    # Bidder networks (RLlib's default PPO module with Beta bids)
+    fcnet_hiddens: list = field(default_factory=lambda: [16])
+    fcnet_activation: str = "relu"
+
+    # PPO (memoryless bidders: advantage = u_t - V(s_t))
+    lr: float = 1e-3
+    entropy_coeff: float = 0.0
+    clip_param: float = 0.2
+    vf_loss_coeff: float = 1.0
+    grad_clip: float = 40.0
+    num_epochs: int = 5
+    minibatch_size: int = 128
+    train_batch_size_per_learner: int = 400
+
+    # Run
+    stop_timesteps: int = 60_000
+    """Env steps to train for."""
+    stop_iters: int | None = None
+    """Optional cap on training iterations."""
+    num_env_runners: int = 0
+    num_envs_per_env_runner: int = 8
+    seed: int = 0
+    eval_episodes: int = 1
+    """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
+    checkpoint_frequency: int = 0
+    """Checkpoint every N iterations (0: only at the end, if checkpoint_at_end)."""
+    checkpoint_at_end: bool = True
+    output: str | None = None
+    """Output folder; default runs/{env}__{auction}__c{clones}__s{seed}__{time}."""
+    address: str | None = None
+    """Address of an existing Ray cluster; None starts an embedded local Ray."""
+
+    def society_config(self) -> dict[str, Any]:
+        """The `SocietyEnv` config (plain values, so a Tune grid can replace them)."""
+        return {
+            "env": self.env,
+            "env_config": dict(self.env_config),
+            "auction": self.auction,
+            "clones": self.clones,
+            "dropout": self.dropout,
+            "gamma": self.gamma,
+            "reward_scale": self.reward_scale,
+            "eval_episodes": self.eval_episodes,
+        }
+
+    def output_dir(self) -> Path:
+        """The run's output folder, absolute."""
+        if self.output:
+            return Path(self.output).expanduser().resolve()
+        name = f"{self.env.replace(':', '_')}__{self.auction}__c{self.clones}__s{self.seed}"
+        return Path("runs", f"{name}__{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(ExperimentConfig)}
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+) -> ExperimentConfig:
+    """Builds and validates a config.
+
+    Args:
+        path: optional YAML file with a flat mapping of config keys.
+        overrides: values from explicit flags; None values mean "not given" and are skipped.
+        sets: ``key=value`` strings (values parsed as YAML; ``env_config.<name>=<value>`` sets one
+            constructor argument of the env), applied last.
+
+    Raises:
+        ValueError: naming the bad key or value and what is allowed.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"config file {str(path)!r} does not exist.")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {str(path)!r} must hold a mapping of config keys.")
+        values.update(loaded)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for item in sets or []:
+        key, value = parse_set(item)
+        if key.startswith("env_config."):
+            values["env_config"] = {**values.get("env_config", {}), key.split(".", 1)[1]: value}
+        else:
+            values[key] = value
+    for key in values:
+        check_key(key)
+    config = ExperimentConfig(**values)
+    validate(config)
+    return config
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """Splits ``key=value`` and parses the value as YAML (so 0.5, true, [16, 16] are typed)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set expects key=value, got {item!r}.")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ValueError(f"--set {key}: cannot parse value {raw!r}: {error}") from None
+
+
+def check_key(key: str) -> None:
+    """Raises ValueError for a key ExperimentConfig does not have, suggesting close ones."""
+    if key in CONFIG_KEYS:
+        return
+    close = difflib.get_close_matches(key, CONFIG_KEYS, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown config key {key!r}.{hint} Allowed: {', '.join(CONFIG_KEYS)}.")
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Checks every value's type and range, then that the env suits a society.
+
+    Raises:
+        ValueError: naming the field, the bad value and what is allowed.
+    """
+    for name, annotation in _FIELD_TYPES.items():
+        _check_type(name, getattr(config, name), annotation)
+
+    def require(ok: bool, name: str, allowed: str) -> None:
+        if not ok:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not allowed; {name} must be {allowed}.")
+
+    require(config.auction in AUCTIONS, "auction", f"one of {', '.join(AUCTIONS)}")
+    require(config.clones >= 1, "clones", "an integer >= 1")
+    require(0.0 <= config.dropout < 1.0, "dropout", "in [0, 1)")
+    require(0.0 <= config.gamma <= 1.0, "gamma", "in [0, 1]")
+    require(config.reward_scale > 0, "reward_scale", "> 0")
+    require(config.fcnet_activation in ACTIVATIONS, "fcnet_activation", f"one of {', '.join(ACTIVATIONS)}")
+    require(all(isinstance(h, int) and h > 0 for h in config.fcnet_hiddens), "fcnet_hiddens",
+            "a list of positive integers")
+    for name in ("lr", "clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
+                 "train_batch_size_per_learner", "num_envs_per_env_runner", "eval_episodes"):
+        require(getattr(config, name) > 0, name, "> 0")
+    for name in ("entropy_coeff", "vf_loss_coeff", "num_env_runners", "checkpoint_frequency"):
+        require(getattr(config, name) >= 0, name, ">= 0")
+    require(config.stop_iters is None or config.stop_iters > 0, "stop_iters", "None or > 0")
+    require(config.minibatch_size <= config.train_batch_size_per_learner, "minibatch_size",
+            f"<= train_batch_size_per_learner ({config.train_batch_size_per_learner})")
+    check_env(config.env, config.env_config)
+
+
+def check_env(env_id: str, env_config: dict) -> None:
+    """Makes the env once to check that it exists and has a Discrete action space."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the project's ids)
+    from rllib_society.society_env import check_base_env, make_base_env
+
+    try:
+        env = make_base_env(env_id, env_config)
+    except (gym.error.Error, ModuleNotFoundError, AttributeError) as error:
+        project_ids = ", ".join(envs.ENV_IDS)
+        raise ValueError(
+            f"env={env_id!r}: cannot make it ({error}). Allowed: a registered gymnasium id "
+            f"(this project's: {project_ids}) or 'module:EnvId'."
+        ) from None
+    except TypeError as error:
+        raise ValueError(f"env_config={env_config!r} does not fit env {env_id!r}: {error}") from None
+    try:
+        check_base_env(env, env_id)
+    finally:
+        env.close()
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    allowed = {
+        "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+        "list": (list,), "dict": (dict,),
+    }
+    options = [part.strip() for part in str(annotation).split("|")]
+    if value is None and "None" in options:
+        return
+    types = tuple(t for option in options for t in allowed.get(option, ()))
+    # bool is an int subclass: only a bool field takes True/False.
+    if isinstance(value, types) and not (isinstance(value, bool) and "bool" not in options):
+        return
+    raise ValueError(f"{name}={value!r} has type {type(value).__name__}; {name} must be {annotation}.")

@@ -1,0 +1,95 @@
+"""Greedy evaluation of a society: every agent bids its mean bid (spec section 3), and the mean
+bids per state are compared with Q* (the paper's central claim: truthful bids equal Q*)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+
+from rllib_society.bidder import mean_bid
+from rllib_society.q_values import optimal_q_values
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv, module_id_of
+
+#: Safety cap for envs without a time limit.
+MAX_EVAL_STEPS = 1000
+
+
+def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
+    """(B, N) mean bid of each of the N primitive modules for a batch of B observations."""
+    batch = {Columns.OBS: torch.as_tensor(observations, dtype=torch.float32)}
+    with torch.no_grad():
+        columns = [
+            mean_bid(module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
+            for module in modules.values()
+        ]
+    return torch.cat(columns, dim=1).numpy()
+
+
+def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* of the wrapped env in bid units (reward_scale * Q*), when it exposes a toy-text
+    transition table `P`; else None."""
+    env = SocietyEnv({**society_config, "dropout": 0.0})
+    table = getattr(env.base_env.unwrapped, "P", None)
+    env.close()
+    if table is None:
+        return None
+    return society_config["reward_scale"] * optimal_q_values(table, society_config["gamma"])
+
+
+def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | None = None):
+    """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...])."""
+    columns = {module_id: column for column, module_id in enumerate(modules)}
+    observations, _ = env.reset(seed=seed)
+    picks = []
+    for _ in range(MAX_EVAL_STEPS):
+        state = env.state
+        bids = greedy_bids(modules, next(iter(observations.values()))[None])[0]
+        actions = {a: bids[[columns[module_id_of(a)]]] for a in env.agents}
+        observations, _, terminated, truncated, infos = env.step(actions)
+        record = next(iter(infos.values()))[AUCTION_INFO]
+        picks.append((state, record["winner"] // env.clones))
+        if terminated["__all__"] or truncated["__all__"]:
+            return record[EPISODE_INFO], picks
+    raise RuntimeError(f"greedy episode did not end within {MAX_EVAL_STEPS} auction steps.")
+
+
+def evaluate(
+    modules: dict[str, RLModule],
+    society_config: dict[str, Any],
+    episodes: int = 1,
+    seed: int | None = None,
+    q_values: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Greedy return, mean bids per state and bid error of a society.
+
+    Returns:
+        ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps), and for Discrete
+        observations ``mean_bids`` as ``{state: {primitive: bid}}``; with `q_values` also
+        ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
+        society visits and picks.
+    """
+    env = SocietyEnv({**society_config, "dropout": 0.0})
+    summaries, picks = [], set()
+    for episode in range(episodes):
+        summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
+        summaries.append(summary)
+        picks.update(episode_picks)
+    result: dict[str, Any] = {
+        "greedy_return": float(np.mean([s["env_return"] for s in summaries])),
+        "greedy_length": float(np.mean([s["env_steps"] for s in summaries])),
+    }
+    if isinstance(env.base_env.observation_space, gym.spaces.Discrete):
+        bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))
+        result["mean_bids"] = {
+            int(s): {module_id: float(bids[s, k]) for k, module_id in enumerate(modules)}
+            for s in range(len(bids))
+        }
+        if q_values is not None:
+            result["bid_error"] = float(max(abs(bids[s, k] - q_values[s, k]) for s, k in picks))
+    env.close()
+    return result

@@ -1,0 +1,27 @@
+"""PPO learner of the society: PPO's own torch learner with `AuctionUtilityConnector` in its
+learner pipeline, so advantages are computed from auction utilities, not env rewards."""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.learner import AddOneTsToEpisodesAndTruncate
+from ray.rllib.utils.annotations import override
+
+from rllib_society.utility_connector import AuctionUtilityConnector
+
+
+class SocietyPPOTorchLearner(PPOTorchLearner):
+    """Reads the auction from ``config.learner_config_dict["auction"]`` (a plain value, so Tune
+    can grid-search it)."""
+
+    @override(PPOTorchLearner)
+    def build(self) -> None:
+        super().build()
+        auction = self.config.learner_config_dict["auction"]
+        pipeline = self._learner_connector
+        pipeline.insert_after(AddOneTsToEpisodesAndTruncate, AuctionUtilityConnector(auction=auction))
+        # insert_after silently appends when its anchor is missing: the utilities would then never
+        # reach the loss, so check the order.
+        order = [type(piece) for piece in pipeline.connectors]
+        if order.index(AuctionUtilityConnector) != order.index(AddOneTsToEpisodesAndTruncate) + 1:
+            raise RuntimeError(f"AuctionUtilityConnector misplaced in the learner pipeline: {order}")

@@ -1,0 +1,156 @@
+"""What a run shows people: one progress line per iteration, the final results table,
+`summary.json`, and the paper's figure of mean bids per state against the dashed Q* lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Result keys (Tune's flattened form, as in progress.csv).
+ENV_STEPS = "num_env_steps_sampled_lifetime"
+ITERATION = "training_iteration"
+TIME = "time_total_s"
+ENV_RETURN = "env_runners/society/env_return"
+GREEDY_RETURN = "society/greedy_return"
+BID_ERROR = "society/bid_error"
+
+
+def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens nested result dicts into Tune's ``a/b/c`` keys."""
+    flat = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def progress_line(result: dict[str, Any]) -> str:
+    """One fixed-column line per iteration: env steps, return, greedy return, wins and bids."""
+    flat = flatten(result)
+    wins = _per_primitive(flat, "env_runners/society/win_freq/")
+    bids = _per_primitive(flat, "env_runners/society/mean_bid/")
+    line = (
+        f"iter {int(flat.get(ITERATION, 0)):4d} | env_steps {int(flat.get(ENV_STEPS, 0)):8,d} | "
+        f"return {flat.get(ENV_RETURN, float('nan')):6.3f} | "
+        f"greedy {flat.get(GREEDY_RETURN, float('nan')):6.3f}"
+    )
+    if BID_ERROR in flat:
+        line += f" | bid_err {flat[BID_ERROR]:.3f}"
+    line += " | wins " + " ".join(f"{k} {v:.2f}" for k, v in wins.items())
+    line += " | bids " + " ".join(f"{k} {v:.2f}" for k, v in bids.items())
+    return line + f" | {flat.get(TIME, 0.0):6.1f} s"
+
+
+def _per_primitive(flat: dict[str, Any], prefix: str) -> dict[str, float]:
+    values = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
+    return dict(sorted(values.items(), key=lambda item: int(item[0][1:])))
+
+
+def build_summary(
+    config: dict[str, Any],
+    last_result: dict[str, Any],
+    q_values: np.ndarray | None,
+    wall_seconds: float,
+    checkpoint: str | None,
+) -> dict[str, Any]:
+    """The run's `summary.json`: what it reached and at what cost."""
+    flat = flatten(last_result)
+    mean_bids = last_result.get("society", {}).get("greedy_bid")
+    summary: dict[str, Any] = {
+        "env": config["env"],
+        "auction": config["auction"],
+        "clones": config["clones"],
+        "seed": config["seed"],
+        "env_steps": int(flat.get(ENV_STEPS, 0)),
+        "iterations": int(flat.get(ITERATION, 0)),
+        "wall_seconds": round(wall_seconds, 1),
+        "train_return_mean": flat.get(ENV_RETURN),
+        "greedy_return": flat.get(GREEDY_RETURN),
+        "greedy_length": flat.get("society/greedy_length"),
+    }
+    if mean_bids is not None:
+        summary["mean_bids"] = {s[1:]: bids for s, bids in mean_bids.items()}
+    if q_values is not None:
+        summary["q_star"] = {
+            str(s): {f"p{k}": float(q) for k, q in enumerate(row)} for s, row in enumerate(q_values)
+        }
+        summary["bid_error"] = flat.get(BID_ERROR)
+    summary["checkpoint"] = checkpoint
+    return summary
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def results_table(summary: dict[str, Any]) -> str:
+    """A short plain-text table of the summary's headline numbers."""
+    rows = [
+        ("env", summary["env"]),
+        ("auction / clones", f"{summary['auction']} / {summary['clones']}"),
+        ("env steps", f"{summary['env_steps']:,}"),
+        ("wall seconds", summary["wall_seconds"]),
+        ("train return (mean)", _fmt(summary["train_return_mean"])),
+        ("greedy return", _fmt(summary["greedy_return"])),
+        ("greedy length (env steps)", _fmt(summary["greedy_length"])),
+    ]
+    if "bid_error" in summary:
+        rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    if "mean_bids" in summary:
+        lines.append("")
+        lines.append("mean bids per state" + (" (Q* in brackets)" if "q_star" in summary else ""))
+        for state, bids in summary["mean_bids"].items():
+            q = summary.get("q_star", {}).get(state, {})
+            cells = [f"{p} {b:.3f}" + (f" [{q[p]:.3f}]" if p in q else "") for p, b in bids.items()]
+            lines.append(f"  s{state}: " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, title: str) -> bool:
+    """Mean bids per state and primitive over training, against dashed Q* lines (the paper's
+    figure). States whose Q* is all zero (terminal or unused) are left out. Returns False when
+    the progress has no per-state bids (non-Discrete observations)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prefix = "society/greedy_bid/s"
+    columns = [c for c in progress.columns if c.startswith(prefix)]
+    if not columns:
+        return False
+    states = sorted({int(c[len(prefix):].split("/")[0]) for c in columns})
+    if q_values is not None:
+        states = [s for s in states if np.any(q_values[s] != 0)] or states
+    primitives = sorted({c.rsplit("/", 1)[1] for c in columns}, key=lambda p: int(p[1:]))
+    figure, axes = plt.subplots(1, len(states), figsize=(3.2 * len(states), 3), squeeze=False)
+    steps = progress[ENV_STEPS]
+    for axis, state in zip(axes[0], states):
+        for k, primitive in enumerate(primitives):
+            color = f"C{k}"
+            axis.plot(steps, progress[f"{prefix}{state}/{primitive}"], color=color, label=primitive)
+            if q_values is not None and -0.05 <= q_values[state, k] <= 1.05:
+                axis.axhline(q_values[state, k], color=color, linestyle="--", linewidth=1)
+        axis.set_title(f"state {state}")
+        axis.set_xlabel("env steps")
+        axis.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("mean bid")
+    axes[0][-1].legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True

@@ -1,0 +1,203 @@
+"""The society as an RLlib MultiAgentEnv: every agent id bids for the state, the highest bidder's
+primitive acts on a wrapped gymnasium env (spec section 1).
+
+Each env action is a primitive; each primitive bids through `clones` agent ids that share one
+policy. The env hands the winner the env reward as a placeholder: the exact auction utilities
+need the next step's bids, so `AuctionUtilityConnector` rewrites the rewards on the learner from
+the auction record this env writes into every agent's infos.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
+from rllib_society.auction import clear_auctions, episode_utilities
+
+#: Key of the auction record in each agent's info dict.
+AUCTION_INFO = "auction"
+#: Key of the episode summary, added to the auction record of an episode's last step.
+EPISODE_INFO = "episode"
+
+DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
+    "env": "Chain-v0",
+    "env_config": {},
+    "auction": "ccv",
+    "clones": 2,
+    "dropout": 0.0,
+    "gamma": 0.99,
+    "reward_scale": 1.0,
+    "eval_episodes": 1,
+}
+
+
+def agent_id(primitive: int, clone: int) -> str:
+    """The agent id of a primitive's clone, e.g. ``p3_c1``."""
+    return f"p{primitive}_c{clone}"
+
+
+def module_id_of(agent: str, *args, **kwargs) -> str:
+    """RLlib `policy_mapping_fn`: all clones of primitive k share the module ``p{k}``."""
+    return agent.split("_", 1)[0]
+
+
+def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
+    """Makes the wrapped env by gymnasium id (``module:EnvId`` ids import their module)."""
+    return gym.make(env_id, **(env_config or {}))
+
+
+def check_base_env(env: gym.Env, env_id: str) -> None:
+    """Raises ValueError unless the env's spaces suit a society."""
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        raise ValueError(
+            f"env {env_id!r} has action space {env.action_space}; a society needs a Discrete "
+            f"action space (one primitive per action)."
+        )
+    if not isinstance(env.observation_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise ValueError(
+            f"env {env_id!r} has observation space {env.observation_space}; allowed: Discrete "
+            f"(one-hot encoded) or Box."
+        )
+
+
+class SocietyEnv(MultiAgentEnv):
+    """A gymnasium env with a Discrete action space, run as an auction among bidding agents.
+
+    Config keys (``env_config`` of the RLlib config), defaults in `DEFAULT_SOCIETY_CONFIG`:
+        env: gymnasium id of the wrapped env. env_config: its constructor arguments.
+        auction: the auction whose utilities the episode summary reports (see `AUCTIONS`).
+        clones: agent ids per primitive (1 = solitary society).
+        dropout: probability that an agent id sits out a whole episode (at most all but two do).
+        gamma: the society's discount, applied inside the utilities.
+        reward_scale: env rewards are multiplied by it before the auction.
+        eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
+
+    Observations are the wrapped env's state (Discrete states one-hot); each action is a bid,
+    a float in [0, 1].
+    """
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        self.config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
+        self.base_env = make_base_env(self.config["env"], self.config["env_config"])
+        check_base_env(self.base_env, self.config["env"])
+        self.num_primitives = int(self.base_env.action_space.n)
+        self.clones = int(self.config["clones"])
+        self.possible_agents = [
+            agent_id(k, c) for k in range(self.num_primitives) for c in range(self.clones)
+        ]
+        self.agents = list(self.possible_agents)
+        base_obs = self.base_env.observation_space
+        self._one_hot_size = base_obs.n if isinstance(base_obs, gym.spaces.Discrete) else None
+        obs_space = (
+            gym.spaces.Box(0.0, 1.0, (self._one_hot_size,), np.float32)
+            if self._one_hot_size is not None
+            else gym.spaces.Box(base_obs.low, base_obs.high, base_obs.shape, np.float32)
+        )
+        bid_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.observation_spaces = {a: obs_space for a in self.possible_agents}
+        self.action_spaces = {a: bid_space for a in self.possible_agents}
+        self._rng = np.random.default_rng()
+        self._active = np.ones(len(self.possible_agents), dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        state, _ = self.base_env.reset(seed=seed, options=options)
+        self._active = self._sample_active()
+        self.agents = [a for a, on in zip(self.possible_agents, self._active) if on]
+        self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r")}
+        self._env_steps = 0
+        self.state = state
+        obs = self._encode(state)
+        return {a: obs for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, action_dict: dict[str, np.ndarray]):
+        bids = np.full(len(self.possible_agents), np.nan)
+        for index, agent in enumerate(self.possible_agents):
+            if self._active[index]:
+                bids[index] = float(np.clip(np.asarray(action_dict[agent]).reshape(-1)[0], 0, 1))
+        winners, prices = clear_auctions(bids[None], self._active[None])
+        winner = int(winners[0])
+        state, env_reward, discount, terminated, truncated = self.apply_primitive(
+            winner // self.clones
+        )
+        reward = env_reward * self.config["reward_scale"]
+        last = terminated or truncated
+        for key, value in zip(self._history, (bids, reward, discount, env_reward)):
+            self._history[key].append(value)
+
+        record = {
+            "agents": self.possible_agents,
+            "bids": bids,
+            "active": self._active,
+            "winner": winner,
+            "price": float(prices[0]),
+            "reward": reward,
+            "discount": discount,
+            "last": last,
+        }
+        if last:
+            record[EPISODE_INFO] = self._episode_summary()
+        self.state = state
+        obs = self._encode(state)
+        return (
+            {a: obs for a in self.agents},
+            {a: (reward if a == self.possible_agents[winner] else 0.0) for a in self.agents},
+            {"__all__": terminated},
+            {"__all__": truncated},
+            {a: {AUCTION_INFO: record} for a in self.agents},
+        )
+
+    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
+        """Applies the winning primitive: one env action here (options override this).
+
+        Returns:
+            (next state, env reward, discount gamma ** env steps, terminated, truncated).
+        """
+        state, reward, terminated, truncated, _ = self.base_env.step(primitive)
+        self._env_steps += 1
+        return state, float(reward), self.config["gamma"], terminated, truncated
+
+    def _sample_active(self) -> np.ndarray:
+        """Agent dropout: each id sits out with probability `dropout`, but two always stay."""
+        num_agents = len(self.possible_agents)
+        active = self._rng.random(num_agents) >= self.config["dropout"]
+        missing = min(2, num_agents) - int(active.sum())
+        if missing > 0:
+            active[self._rng.choice(np.flatnonzero(~active), missing, replace=False)] = True
+        return active
+
+    def _encode(self, state) -> np.ndarray:
+        if self._one_hot_size is None:
+            return np.asarray(state, dtype=np.float32)
+        one_hot = np.zeros(self._one_hot_size, dtype=np.float32)
+        one_hot[int(state)] = 1.0
+        return one_hot
+
+    def _episode_summary(self) -> dict[str, Any]:
+        """Per-episode metrics: env return (env units), win frequency, mean bid and mean utility
+        per auction step of each primitive."""
+        bids = np.array(self._history["bids"])
+        active = np.broadcast_to(self._active, bids.shape)
+        utilities = episode_utilities(
+            bids, self._history["rewards"], self._history["discounts"],
+            self.config["auction"], active,
+        )
+        winners, _ = clear_auctions(bids, active)
+        steps = len(bids)
+        by_primitive = lambda x: x.reshape(steps, self.num_primitives, self.clones)  # noqa: E731
+        bid_counts = by_primitive(active).sum(axis=(0, 2))
+        bid_sums = by_primitive(np.where(active, bids, 0.0)).sum(axis=(0, 2))
+        return {
+            "env_return": float(np.sum(self._history["env_r"])),
+            "env_steps": self._env_steps,
+            "auction_steps": steps,
+            "win_freq": np.bincount(winners // self.clones, minlength=self.num_primitives) / steps,
+            "mean_bid": np.where(bid_counts > 0, bid_sums / np.maximum(bid_counts, 1), np.nan),
+            "utility": by_primitive(utilities).sum(axis=(0, 2)) / steps,
+        }
