@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,26 @@ from typing import Any
 import yaml
 
 from rllib_society.auction import AUCTIONS
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``1e-3`` is a string; read it as a float (YAML 1.2)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+#: Integers keep their own resolver (registered first for the same characters).
+_YamlLoader.yaml_implicit_resolvers = {
+    first: sorted(resolvers, key=lambda r: r[0] != "tag:yaml.org,2002:int")
+    for first, resolvers in _YamlLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
+
 
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
@@ -125,7 +146,7 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"config file {str(path)!r} does not exist.")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = _load_yaml(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {str(path)!r} must hold a mapping of config keys.")
         values.update(loaded)
@@ -149,7 +170,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ValueError(f"--set expects key=value, got {item!r}.")
     try:
-        return key.strip(), yaml.safe_load(raw)
+        return key.strip(), _load_yaml(raw)
     except yaml.YAMLError as error:
         raise ValueError(f"--set {key}: cannot parse value {raw!r}: {error}") from None
 

@@ -31,6 +31,18 @@ def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def read_progress(result_json: Path) -> pd.DataFrame:
+    """One row per training iteration from Tune's ``result.json`` (JSON lines), keys flattened
+    as in Tune's CSV. Iterations redone after a restore keep their last result.
+
+    Tune's own progress.csv is not used: after a restore it appends rows whose fields no longer
+    match its header (RLlib adds metric keys after the first iteration).
+    """
+    rows = [flatten(json.loads(line)) for line in result_json.read_text().splitlines() if line.strip()]
+    progress = pd.DataFrame(rows)
+    return progress.drop_duplicates(ITERATION, keep="last").sort_values(ITERATION).reset_index(drop=True)
+
+
 def progress_line(result: dict[str, Any]) -> str:
     """One fixed-column line per iteration: env steps, return, greedy return, wins and bids."""
     flat = flatten(result)

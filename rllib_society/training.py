@@ -77,7 +77,7 @@ def train(
 
     from rllib_society.algo_config import build_algo_config
     from rllib_society.evaluation import q_star
-    from rllib_society.reporting import build_summary, plot_bids, write_summary
+    from rllib_society.reporting import build_summary, plot_bids, read_progress, write_summary
 
     output = config.output_dir()
     if output.exists() and any(output.iterdir()) and not resume:
@@ -121,8 +121,10 @@ def train(
     )
     summary["output"] = str(output)
     write_summary(summary, output / "summary.json")
+    progress = read_progress(Path(result.path) / "result.json")
+    progress.to_csv(output / "progress.csv", index=False)
     title = f"{config.env}, {config.auction}, {config.clones} clone(s)"
-    if plot_bids(result.metrics_dataframe, q_values, output / "bids.png", title):
+    if plot_bids(progress, q_values, output / "bids.png", title):
         summary["bids_plot"] = str(output / "bids.png")
     return summary
 
@@ -138,13 +140,3 @@ def _ResultCallback(on_result: Callable[[dict[str, Any]], None]):
     return ResultCallback()
 
 
-def output_paths(output: Path) -> dict[str, Path]:
-    """Where a run's files are: Tune's trial folder holds progress.csv, TensorBoard events and
-    checkpoints; the output folder holds config.yaml, summary.json and bids.png."""
-    trial = output / TRIAL_DIR
-    return {
-        "summary": output / "summary.json",
-        "bids_plot": output / "bids.png",
-        "progress": trial / "progress.csv",
-        "tensorboard": trial,
-    }

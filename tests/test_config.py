@@ -1,0 +1,89 @@
+"""Config loading and bad input: every error names the field and what is allowed, before Ray."""
+
+import sys
+
+import pytest
+
+from rllib_society.config import CONFIG_KEYS, ExperimentConfig, load_config, parse_set
+
+CONFIGS = ["configs/chain.yaml", "configs/bandit.yaml", "configs/duality.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_shipped_configs_are_valid(path):
+    config = load_config(path)
+    assert config.stop_timesteps > 0
+
+
+def test_precedence_yaml_then_flags_then_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("auction: bb\nclones: 3\nlr: 0.01\n")
+    config = load_config(path, {"clones": 1, "auction": None}, ["lr=0.5", "fcnet_hiddens=[8, 8]"])
+    assert (config.auction, config.clones, config.lr, config.fcnet_hiddens) == ("bb", 1, 0.5, [8, 8])
+
+
+def test_env_config_set_reaches_the_env_constructor():
+    config = load_config(None, {"env": "FrozenLake-v1"}, ["env_config.is_slippery=false", "env_config.map_name=8x8"])
+    assert config.env_config == {"is_slippery": False, "map_name": "8x8"}
+
+
+@pytest.mark.parametrize(
+    "overrides, sets, message",
+    [
+        ({"env": "NoSuchEnv-v0"}, [], r"env='NoSuchEnv-v0'.*Allowed: a registered gymnasium id.*Chain-v0"),
+        ({"env": "Blackjack-v1"}, [], r"observation space Tuple.*allowed: Discrete \(one-hot encoded\) or Box"),
+        ({"env": "MountainCarContinuous-v0"}, [], r"needs a Discrete action space"),
+        ({"auction": "vickrey"}, [], r"auction='vickrey'.*one of v, ccv, bb, env"),
+        ({"clones": 0}, [], r"clones=0.*an integer >= 1"),
+        ({}, ["clones=1.5"], r"clones=1.5 has type float; clones must be int"),
+        ({"dropout": 1.0}, [], r"dropout=1.0.*in \[0, 1\)"),
+        ({}, ["clone=2"], r"unknown config key 'clone'. Did you mean clones"),
+        ({}, ["lr"], r"--set expects key=value"),
+        ({}, ["minibatch_size=1000"], r"minibatch_size=1000.*<= train_batch_size_per_learner"),
+        ({}, ["env_config.no_such_arg=1"], r"env_config=.*does not fit env 'Chain-v0'"),
+    ],
+)
+def test_bad_input_names_the_field(overrides, sets, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("configs/chain.yaml", overrides, sets)
+
+
+def test_unknown_yaml_key_lists_allowed_keys(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("auction: ccv\nnum_clones: 2\n")
+    with pytest.raises(ValueError, match=r"unknown config key 'num_clones'.*Allowed: .*clones"):
+        load_config(path)
+
+
+def test_missing_config_file():
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config("configs/nope.yaml")
+
+
+def test_parse_set_types_values():
+    assert parse_set("lr=3e-4") == ("lr", 3e-4)
+    assert parse_set("checkpoint_at_end=false") == ("checkpoint_at_end", False)
+    assert parse_set("clones=2") == ("clones", 2) and isinstance(parse_set("clones=2")[1], int)
+    assert parse_set("fcnet_hiddens=[16, 16]") == ("fcnet_hiddens", [16, 16])
+    assert parse_set("env=Chain-v0") == ("env", "Chain-v0")
+
+
+def test_scientific_notation_in_yaml_is_a_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nstop_timesteps: 1000\n")
+    assert load_config(path).lr == 1e-3
+
+
+def test_every_field_is_documented_in_one_place():
+    assert set(CONFIG_KEYS) == set(ExperimentConfig().to_dict())
+
+
+def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
+    import run
+
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--clones", "0"])
+    assert exit_info.value.code == 2
+    assert "clones=0" in capsys.readouterr().err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()

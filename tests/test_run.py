@@ -1,0 +1,100 @@
+"""run.py end to end with a tiny budget: every output it promises, read back, and resuming."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+def read_scalars(folder: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("run") / "chain"
+    done = run("--stop-timesteps", "800", "--output", str(output), "--set", "eval_episodes=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return output, done.stdout
+
+
+def test_progress_lines_and_results_table(short_run):
+    _, stdout = short_run
+    assert "iter    1 | env_steps" in stdout and "| wins p0" in stdout
+    assert "bid error vs Q*" in stdout and "summary:" in stdout
+
+
+def test_summary_json_has_the_promised_keys(short_run):
+    output, _ = short_run
+    summary = json.loads((output / "summary.json").read_text())
+    for key in ("env", "auction", "clones", "env_steps", "train_return_mean", "greedy_return",
+                "mean_bids", "q_star", "bid_error"):
+        assert key in summary, key
+    assert (summary["env"], summary["auction"], summary["clones"]) == ("Chain-v0", "ccv", 2)
+    assert summary["env_steps"] >= 800
+    assert set(summary["mean_bids"]["0"]) == {"p0", "p1"}
+    assert summary["q_star"]["4"]["p1"] == pytest.approx(0.8)
+    bids, q = summary["mean_bids"], summary["q_star"]
+    assert summary["bid_error"] <= max(abs(bids[s][p] - q[s][p]) for s in bids for p in bids[s]) + 1e-9
+
+
+def test_csv_tensorboard_checkpoint_and_plot(short_run):
+    output, _ = short_run
+    progress = pd.read_csv(output / "progress.csv")
+    assert len(progress) >= 2
+    assert {"society/greedy_return", "society/bid_error", "env_runners/society/env_return",
+            "env_runners/society/win_freq/p1", "society/greedy_bid/s0/p1"} <= set(progress.columns)
+    scalars = read_scalars(output / "trial")
+    assert len(scalars["ray/tune/society/bid_error"]) == len(progress)
+    assert "ray/tune/env_runners/society/mean_bid/p0" in scalars
+    assert list((output / "trial").glob("checkpoint_*/algorithm_state.pkl"))
+    assert (output / "bids.png").stat().st_size > 10_000
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    output = tmp_path / "interrupted"
+    args = ["--stop-timesteps", "6000", "--output", str(output), "--set", "checkpoint_frequency=1"]
+    process = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    progress_file = output / "trial" / "progress.csv"  # Tune's, written live
+    deadline = time.time() + 240
+    while time.time() < deadline and not (progress_file.exists() and len(progress_file.read_text().splitlines()) > 4):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves the experiment state and stops
+    process.wait(timeout=120)
+    interrupted_at = len(progress_file.read_text().splitlines()) - 1
+    assert 3 <= interrupted_at < 15  # 6000 steps take 15 iterations
+
+    done = run(*args, "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    iterations = pd.read_csv(output / "progress.csv")["training_iteration"].tolist()
+    assert iterations == list(range(1, len(iterations) + 1)) and len(iterations) >= 15
+    results = (output / "trial" / "result.json").read_text().count('"training_iteration": 1,')
+    assert results == 1  # continued from a checkpoint, not restarted from iteration 1
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["env_steps"] >= 6000
+
+
+def test_existing_output_is_not_overwritten(short_run):
+    output, _ = short_run
+    done = run("--stop-timesteps", "800", "--output", str(output))
+    assert done.returncode != 0 and "not empty" in done.stderr
