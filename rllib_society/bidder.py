@@ -5,7 +5,6 @@ default PPO RLModule through a catalog. RLlib has no Beta of its own.
 from __future__ import annotations
 
 import math
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -18,13 +17,18 @@ from ray.rllib.utils.annotations import override
 
 #: Samples are kept this far inside (0, 1) so log-probabilities stay finite.
 BID_EPSILON = 1e-4
-#: softplus(0 + offset) = 2: with a zero network output the Beta has alpha = beta = 1 (uniform bids).
+#: softplus(0 + offset) = 2: at a zero network output alpha = beta = 1, uniform bids.
 _CONCENTRATION_OFFSET = math.log(math.expm1(2.0))
 
 
 class TorchBeta(TorchDistribution):
     """Beta(alpha, beta) over one bid, from a mean m = sigmoid(x0) and a concentration
     nu = softplus(x1): alpha = m * nu, beta = (1 - m) * nu (the released code's parameterisation).
+
+    The softplus matters: under Adam it lets nu grow only about linearly in updates, a built-in
+    annealing of the bid noise. A log concentration (nu = 2 exp(x1)) was measured to collapse the
+    bids to a spread of ~0.004 within 15k Chain steps, after which PPO's ratio clip lets a mean move
+    only ~0.2 spread per update and far-from-goal bids froze (0.53 vs Q* 0.77 at 56k steps).
     """
 
     def __init__(self, alpha: torch.Tensor, beta: torch.Tensor):

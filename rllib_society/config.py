@@ -70,7 +70,8 @@ class ExperimentConfig:
     fcnet_activation: str = "relu"
 
     # PPO (memoryless bidders: advantage = u_t - V(s_t))
-    lr: float = 1e-3
+    lr: float | list = 1e-3
+    """Learning rate, or RLlib's schedule [[env_step, lr], ...] (linear in between; starts at 0)."""
     entropy_coeff: float = 0.0
     clip_param: float = 0.2
     vf_loss_coeff: float = 1.0
@@ -205,7 +206,8 @@ def validate(config: ExperimentConfig) -> None:
     require(config.fcnet_activation in ACTIVATIONS, "fcnet_activation", f"one of {', '.join(ACTIVATIONS)}")
     require(all(isinstance(h, int) and h > 0 for h in config.fcnet_hiddens), "fcnet_hiddens",
             "a list of positive integers")
-    for name in ("lr", "clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
+    require(_is_lr(config.lr), "lr", "a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
+    for name in ("clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
                  "train_batch_size_per_learner", "num_envs_per_env_runner", "eval_episodes"):
         require(getattr(config, name) > 0, name, "> 0")
     for name in ("entropy_coeff", "vf_loss_coeff", "num_env_runners", "checkpoint_frequency"):
@@ -214,6 +216,18 @@ def validate(config: ExperimentConfig) -> None:
     require(config.minibatch_size <= config.train_batch_size_per_learner, "minibatch_size",
             f"<= train_batch_size_per_learner ({config.train_batch_size_per_learner})")
     check_env(config.env, config.env_config)
+
+
+def _is_lr(lr: float | list) -> bool:
+    if not isinstance(lr, list):
+        return lr > 0
+    points = [p for p in lr if isinstance(p, list) and len(p) == 2]
+    return (
+        len(points) == len(lr) > 0
+        and points[0][0] == 0
+        and all(isinstance(t, int) and isinstance(v, (int, float)) and v > 0 for t, v in points)
+        and all(a[0] < b[0] for a, b in zip(points, points[1:]))
+    )
 
 
 def check_env(env_id: str, env_config: dict) -> None:

@@ -39,6 +39,8 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"dropout": 1.0}, [], r"dropout=1.0.*in \[0, 1\)"),
         ({}, ["clone=2"], r"unknown config key 'clone'. Did you mean clones"),
         ({}, ["lr"], r"--set expects key=value"),
+        ({}, ["lr=[[100, 0.01]]"], r"lr=.*schedule \[\[0, lr\]"),
+        ({}, ["lr=-1"], r"lr=-1.*a float > 0"),
         ({}, ["minibatch_size=1000"], r"minibatch_size=1000.*<= train_batch_size_per_learner"),
         ({}, ["env_config.no_such_arg=1"], r"env_config=.*does not fit env 'Chain-v0'"),
     ],
@@ -66,6 +68,10 @@ def test_parse_set_types_values():
     assert parse_set("clones=2") == ("clones", 2) and isinstance(parse_set("clones=2")[1], int)
     assert parse_set("fcnet_hiddens=[16, 16]") == ("fcnet_hiddens", [16, 16])
     assert parse_set("env=Chain-v0") == ("env", "Chain-v0")
+
+
+def test_lr_schedule_is_accepted():
+    assert load_config(None, None, ["lr=[[0, 1e-2], [100000, 1e-3]]"]).lr == [[0, 0.01], [100000, 0.001]]
 
 
 def test_scientific_notation_in_yaml_is_a_float(tmp_path):

@@ -1,0 +1,42 @@
+"""The Beta bid distribution: uniform at start, mean and concentration mapping, finite
+log-probabilities at the edges, and a mean bid for greedy evaluation."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rllib_society.bidder import TorchBeta, mean_bid
+
+
+def logits(mean_logit, concentration_logit):
+    return torch.tensor([[mean_logit, concentration_logit]], dtype=torch.float32)
+
+
+def test_zero_output_gives_uniform_bids():
+    dist = TorchBeta.from_logits(logits(0.0, 0.0))
+    assert torch.allclose(dist.alpha, torch.ones(1, 1)) and torch.allclose(dist.beta, torch.ones(1, 1))
+    assert abs(float(dist.entropy())) < 1e-6  # the uniform density has zero entropy on [0, 1]
+
+
+def test_mean_is_sigmoid_and_concentration_is_softplus():
+    # softplus(x + log(e^2 - 1)) = 500  <=>  x = log(e^500 - 1) - log(e^2 - 1) ~ 500 - 1.855
+    dist = TorchBeta.from_logits(logits(1.2, 500 - np.log(np.expm1(2.0))))
+    mean = torch.sigmoid(torch.tensor(1.2))
+    assert torch.allclose(dist.alpha + dist.beta, torch.tensor([[500.0]]), rtol=1e-4)
+    assert torch.allclose(mean_bid(logits(1.2, 0.0)), mean.reshape(1, 1))
+    samples = dist.sample(sample_shape=(2000,))
+    assert abs(float(samples.mean()) - float(mean)) < 0.005 and float(samples.std()) < 0.03
+
+
+def test_samples_stay_inside_and_logp_is_finite_at_the_edges():
+    dist = TorchBeta.from_logits(logits(-6.0, -3.0))  # U-shaped, mass piled at 0
+    samples = dist.sample(sample_shape=(1000,))
+    assert float(samples.min()) > 0 and float(samples.max()) < 1
+    assert torch.isfinite(dist.logp(torch.tensor([[0.0], [1.0]]))).all()
+
+
+def test_deterministic_bid_is_the_mean_and_kl_is_zero_to_itself():
+    dist = TorchBeta.from_logits(logits(0.7, 2.0))
+    assert torch.allclose(dist.to_deterministic().sample(), dist.alpha / (dist.alpha + dist.beta))
+    assert torch.allclose(dist.kl(dist), torch.zeros(1))
+    assert TorchBeta.required_input_dim(gym.spaces.Box(0, 1, (1,))) == 2
