@@ -7,7 +7,7 @@ from __future__ import annotations
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from rllib_society.evaluation import evaluate, q_star
+from rllib_society.evaluation import bid_range_q_star, evaluate
 from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO
 
 #: Top-level key of the society's metrics in results (``society/...`` in TensorBoard).
@@ -45,7 +45,7 @@ class SocietyMetricsCallback(RLlibCallback):
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
         society_config = dict(algorithm.config.env_config)
         if self._q_star_config != society_config:
-            self._q_star, self._q_star_config = q_star(society_config), society_config
+            self._q_star, self._q_star_config = bid_range_q_star(society_config), society_config
         modules = {m: algorithm.get_module(m) for m in sorted(algorithm.config.policies, key=_index)}
         evaluation = evaluate(
             modules, society_config, episodes=society_config["eval_episodes"],

@@ -41,6 +41,15 @@ def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     return society_config["reward_scale"] * optimal_q_values(table, society_config["gamma"])
 
 
+def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* in bid units when truthful bids can equal it (all of it within [0, 1]); else None, as
+    for Duality, whose Q* reaches 50 (spec: judge it by return and winners)."""
+    values = q_star(society_config)
+    if values is None or values.min() < 0 or values.max() > 1:
+        return None
+    return values
+
+
 def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | None = None):
     """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...])."""
     columns = {module_id: column for column, module_id in enumerate(modules)}

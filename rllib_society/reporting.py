@@ -93,7 +93,7 @@ def build_summary(
         summary["q_star"] = {
             str(s): {f"p{k}": float(q) for k, q in enumerate(row)} for s, row in enumerate(q_values)
         }
-        summary["bid_error"] = flat.get(BID_ERROR)
+        summary["bid_error"] = flat.get(BID_ERROR)  # None when Q* leaves the bid range [0, 1]
     summary["checkpoint"] = checkpoint
     return summary
 

@@ -96,7 +96,7 @@ def train(
             checkpoint_at_end=config.checkpoint_at_end,
             num_to_keep=CHECKPOINTS_TO_KEEP,
         ),
-        callbacks=[_ResultCallback(on_result)] if on_result else None,
+        callbacks=[_result_callback(on_result)] if on_result else None,
         verbose=0,
     )
     started = time.time()
@@ -129,7 +129,7 @@ def train(
     return summary
 
 
-def _ResultCallback(on_result: Callable[[dict[str, Any]], None]):
+def _result_callback(on_result: Callable[[dict[str, Any]], None]):
     """A Tune callback that hands every trial result to `on_result`."""
     from ray.tune import Callback
 

@@ -22,6 +22,12 @@ def test_precedence_yaml_then_flags_then_set(tmp_path):
     assert (config.auction, config.clones, config.lr, config.fcnet_hiddens) == ("bb", 1, 0.5, [8, 8])
 
 
+def test_module_colon_env_id_imports_its_module():
+    assert load_config(None, {"env": "envs:Duality-v0"}).env == "envs:Duality-v0"
+    with pytest.raises(ValueError, match="env='no_such_module:X-v0'"):
+        load_config(None, {"env": "no_such_module:X-v0"})
+
+
 def test_env_config_set_reaches_the_env_constructor():
     config = load_config(None, {"env": "FrozenLake-v1"}, ["env_config.is_slippery=false", "env_config.map_name=8x8"])
     assert config.env_config == {"is_slippery": False, "map_name": "8x8"}
