@@ -51,7 +51,10 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
         )
         .learners(
             learner_class=SocietyPPOTorchLearner,
-            learner_config_dict={"auction": config.auction},
+            learner_config_dict={
+                "auction": config.auction,
+                "standardize_advantages": config.standardize_advantages,
+            },
         )
         .env_runners(
             num_env_runners=config.num_env_runners,

@@ -70,6 +70,9 @@ class ExperimentConfig:
     fcnet_activation: str = "relu"
 
     # PPO (memoryless bidders: advantage = u_t - V(s_t))
+    standardize_advantages: bool = True
+    """Standardize advantages per module as RLlib's GAE does; false gives the spec's exact
+    u_t - V(s_t). Measured no better on Bandit or Chain (README), so RLlib's default stays."""
     lr: float | list = 1e-3
     """Learning rate, or RLlib's schedule [[env_step, lr], ...] (linear in between; starts at 0)."""
     entropy_coeff: float = 0.0

@@ -16,6 +16,9 @@ from ray.rllib.connectors.learner import (
 )
 from ray.rllib.core.columns import Columns
 
+from ray.rllib.evaluation.postprocessing import Postprocessing
+
+from rllib_society.advantages import MemorylessAdvantages
 from rllib_society.algo_config import build_algo_config
 from rllib_society.auction import episode_utilities
 from rllib_society.config import load_config
@@ -51,13 +54,33 @@ def expected_utilities(episode, auction, gamma):
     return agents, episode_utilities(bids, env_rewards, np.full(steps, gamma), auction)
 
 
+def pipeline_order(algo):
+    return [type(c) for c in algo.learner_group._learner._learner_connector.connectors]
+
+
 def test_learner_pipeline_places_the_connector_before_rewards_are_batched(algorithms):
-    algo = build(algorithms, "ccv")
-    order = [type(c) for c in algo.learner_group._learner._learner_connector.connectors]
+    order = pipeline_order(build(algorithms, "ccv"))
     position = order.index(AuctionUtilityConnector)
     assert order[position - 1] is AddOneTsToEpisodesAndTruncate
-    assert position < order.index(AddColumnsFromEpisodesToTrainBatch)
-    assert position < order.index(GeneralAdvantageEstimation)
+    assert position < order.index(AddColumnsFromEpisodesToTrainBatch) < order.index(GeneralAdvantageEstimation)
+    # Without standardization, the memoryless advantages replace GAE, last in the pipeline.
+    exact = pipeline_order(build(algorithms, "ccv", standardize_advantages=False))
+    assert exact[-1] is MemorylessAdvantages and GeneralAdvantageEstimation not in exact
+
+
+def test_exact_advantages_are_utility_minus_value(algorithms):
+    algo = build(algorithms, "ccv", standardize_advantages=False)
+    episodes = algo.env_runner.sample(num_timesteps=300, random_actions=False)
+    learner = algo.learner_group._learner
+    batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=episodes,
+                                       shared_data={}, metrics=learner.metrics)
+    for module_id, module_batch in batch.items():
+        rewards = module_batch[Columns.REWARDS].numpy()
+        values = learner.module[module_id].compute_values(module_batch).detach().numpy()
+        advantages = module_batch[Postprocessing.ADVANTAGES].numpy()
+        np.testing.assert_allclose(advantages, rewards - values, atol=1e-6)
+        np.testing.assert_allclose(module_batch[Postprocessing.VALUE_TARGETS].numpy(), rewards)
+        assert abs(advantages.std() - 1.0) > 0.1  # not standardized
 
 
 @pytest.mark.parametrize("auction, dropout", [("ccv", 0.0), ("v", 0.3), ("bb", 0.3), ("env", 0.0)])
