@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from rllib_society.config import load_config
@@ -48,8 +49,21 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379 (config key: address)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, parsed as YAML; repeatable")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output from its last checkpoint, "
+                             "with its own saved config")
     return parser
+
+
+def resume_config(args: argparse.Namespace):
+    """The interrupted run's own resolved config (its config.yaml), so a resumed run trains on
+    exactly what it started with; only --address may change."""
+    if not args.output:
+        raise ValueError("--resume needs --output, the folder of the run to continue.")
+    saved = Path(args.output) / "config.yaml"
+    if not saved.is_file():
+        raise ValueError(f"--resume: {saved} does not exist; is --output the folder of a run?")
+    return load_config(saved, {"output": args.output, "address": args.address})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                     "num_env_runners", "num_envs_per_env_runner", "seed", "checkpoint_at_end",
                     "output", "address")
     }
-    if args.resume and not args.output:
-        parser.error("--resume needs --output, the folder of the run to continue.")
     try:
-        config = load_config(args.config, overrides, args.sets)
+        if args.resume:
+            config = resume_config(args)
+        else:
+            config = load_config(args.config, overrides, args.sets)
     except ValueError as error:
         parser.error(str(error))
 

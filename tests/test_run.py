@@ -84,7 +84,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     interrupted_at = len(progress_file.read_text().splitlines()) - 1
     assert 3 <= interrupted_at < 15  # 6000 steps take 15 iterations
 
-    done = run(*args, "--resume")
+    done = run("--output", str(output), "--resume")  # the run's own config.yaml, not new flags
     assert done.returncode == 0, done.stderr[-3000:]
     iterations = pd.read_csv(output / "progress.csv")["training_iteration"].tolist()
     assert iterations == list(range(1, len(iterations) + 1)) and len(iterations) >= 15
@@ -92,6 +92,11 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert results == 1  # continued from a checkpoint, not restarted from iteration 1
     summary = json.loads((output / "summary.json").read_text())
     assert summary["env_steps"] >= 6000
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    done = run("--resume", "--output", str(tmp_path / "nothing_here"))
+    assert done.returncode == 2 and "config.yaml does not exist" in done.stderr
 
 
 def test_existing_output_is_not_overwritten(short_run):
