@@ -14,16 +14,15 @@ def train_config(tmp_path, path, **overrides):
     return train(config)
 
 
-def test_bandit_bids_rank_the_arms(ray_session, tmp_path):
-    # 20k steps: the society picks the best arm and its bids rank all four arms by value (random
-    # bids would rank them right 1 time in 24). Exact values for every arm are not reached yet:
-    # a low arm's bid is pinned only in the rare auctions against its own twin (see README).
+def test_bandit_bids_rank_the_arms_near_their_values(ray_session, tmp_path):
+    # 20k of the YAML's 60k steps: the society picks the best arm and its bids rank the four arms
+    # near their values (random bids would rank them right 1 time in 24). Measured at 20k: largest
+    # error 0.035 and 0.04 in two runs; runs are not bit-reproducible, hence 0.1.
     summary = train_config(tmp_path, "configs/bandit.yaml", stop_timesteps=20_000)
     bids = [summary["mean_bids"]["0"][f"p{k}"] for k in range(4)]
-    # Runs are not bit-reproducible; over five measured runs the worst arm was 0.113 off.
     assert bids == sorted(bids), f"bids should rise with the arm's value 0.2..0.8: {bids}"
     errors = [abs(bid - (k + 1) / 5) for k, bid in enumerate(bids)]
-    assert max(errors) <= 0.15, f"|bid - value| per arm {errors} (tolerance 0.15)"
+    assert max(errors) <= 0.1, f"|bid - value| per arm {errors} (tolerance 0.1)"
     assert summary["greedy_return"] == pytest.approx(0.8)
 
 
