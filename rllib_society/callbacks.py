@@ -7,7 +7,7 @@ from __future__ import annotations
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from rllib_society.evaluation import bid_range_q_star, evaluate
+from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env
 from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO
 
 #: Top-level key of the society's metrics in results (``society/...`` in TensorBoard).
@@ -21,8 +21,10 @@ class SocietyMetricsCallback(RLlibCallback):
 
     def __init__(self):
         super().__init__()
+        # Built once per society config, not every iteration.
+        self._eval_config = None
+        self._eval_env = None
         self._q_star = None
-        self._q_star_config = None
 
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
@@ -44,11 +46,13 @@ class SocietyMetricsCallback(RLlibCallback):
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
         society_config = dict(algorithm.config.env_config)
-        if self._q_star_config != society_config:
-            self._q_star, self._q_star_config = bid_range_q_star(society_config), society_config
+        if self._eval_config != society_config:
+            self._eval_config = society_config
+            self._eval_env = evaluation_env(society_config)
+            self._q_star = bid_range_q_star(society_config)
         modules = {m: algorithm.get_module(m) for m in sorted(algorithm.config.policies, key=_index)}
         evaluation = evaluate(
-            modules, society_config, episodes=society_config["eval_episodes"],
+            modules, self._eval_env, episodes=society_config["eval_episodes"],
             seed=algorithm.config.seed, q_values=self._q_star,
         )
         mean_bids = evaluation.pop("mean_bids", None)

@@ -13,7 +13,13 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society.bidder import mean_bid
 from rllib_society.q_values import optimal_q_values
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv, module_id_of
+from rllib_society.society_env import (
+    AUCTION_INFO,
+    EPISODE_INFO,
+    SocietyEnv,
+    make_base_env,
+    module_id_of,
+)
 
 #: Safety cap for envs without a time limit.
 MAX_EVAL_STEPS = 1000
@@ -33,8 +39,8 @@ def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.nd
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     """Q* of the wrapped env in bid units (reward_scale * Q*), when it exposes a toy-text
     transition table `P`; else None."""
-    env = SocietyEnv({**society_config, "dropout": 0.0})
-    table = getattr(env.base_env.unwrapped, "P", None)
+    env = make_base_env(society_config["env"], society_config["env_config"])
+    table = getattr(env.unwrapped, "P", None)
     env.close()
     if table is None:
         return None
@@ -67,14 +73,20 @@ def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | No
     raise RuntimeError(f"greedy episode did not end within {MAX_EVAL_STEPS} auction steps.")
 
 
+def evaluation_env(society_config: dict[str, Any]) -> SocietyEnv:
+    """The society every agent of which takes part (no dropout), for greedy evaluation."""
+    return SocietyEnv({**society_config, "dropout": 0.0})
+
+
 def evaluate(
     modules: dict[str, RLModule],
-    society_config: dict[str, Any],
+    env: SocietyEnv,
     episodes: int = 1,
     seed: int | None = None,
     q_values: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Greedy return, mean bids per state and bid error of a society.
+    """Greedy return, mean bids per state and bid error of a society, run on `env` (see
+    `evaluation_env`).
 
     Returns:
         ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps), and for Discrete
@@ -82,7 +94,6 @@ def evaluate(
         ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
         society visits and picks.
     """
-    env = SocietyEnv({**society_config, "dropout": 0.0})
     summaries, picks = [], set()
     for episode in range(episodes):
         summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
@@ -100,5 +111,4 @@ def evaluate(
         }
         if q_values is not None:
             result["bid_error"] = float(max(abs(bids[s, k] - q_values[s, k]) for s, k in picks))
-    env.close()
     return result
