@@ -1,10 +1,117 @@
-"""Tune search over auction types and society sizes: not built yet (its own issue).
+"""Compare societies with a Ray Tune grid: auction types x clone counts x seeds (x any config key).
 
-Until then, compare settings with several `run.py` runs, e.g.
-``python run.py --config configs/chain.yaml --auction bb --clones 1``.
+How to run this script
+----------------------
+``python tune_search.py --config configs/chain.yaml --auction v ccv bb env --clones 1 2
+--num-samples 3`` trains 24 societies (each with its own seed), as many at once as Ray has CPUs
+for. ``--grid key=v1,v2`` adds any config key to the grid (``--grid lr=1e-3,3e-4``,
+``--grid env_config.<name>=a,b``). Flags shared with run.py (``--stop-timesteps``,
+``--num-env-runners``, ``--output``, ``--address``, ``--set``) mean the same here.
+``--resume --output DIR`` continues an interrupted search without rerunning finished trials.
+
+Results to expect
+-----------------
+One line per trial start and finish, then a table grouped by auction and clones (mean ± std
+over seeds). The output folder holds ``results.csv`` (one row per trial, failed ones with their
+error), ``summary.md``, ``learning_curves.png``, ``bid_error.png`` and one Tune folder per trial
+(TensorBoard events, progress.csv, summary.json, bids.png): ``tensorboard --logdir DIR`` shows
+all trials side by side.
 """
 
+from __future__ import annotations
+
+import argparse
 import sys
+import time
+from pathlib import Path
+
+from rllib_society.auction import AUCTIONS
+from rllib_society.config import load_config
+
+DEFAULT_CONFIG = "configs/chain.yaml"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="experiment YAML (default: %(default)s)")
+    parser.add_argument("--auction", nargs="+", choices=AUCTIONS, help="auctions to compare")
+    parser.add_argument("--clones", nargs="+", type=int, help="clone counts to compare")
+    parser.add_argument("--num-samples", type=int, default=1, help="seeds per grid point (default: 1)")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="another config key to vary, values parsed as YAML; repeatable")
+    parser.add_argument("--env", help="gymnasium id with Discrete actions (config key: env)")
+    parser.add_argument("--stop-timesteps", type=int, help="env-step budget per trial")
+    parser.add_argument("--stop-iters", type=int, help="iteration cap per trial")
+    parser.add_argument("--stop-reward", type=float,
+                        help="also stop a trial once its training env return reaches this")
+    parser.add_argument("--num-env-runners", type=int, help="env runners per trial")
+    parser.add_argument("--num-envs-per-env-runner", type=int, help="envs per env runner")
+    parser.add_argument("--seed", type=int, help="first seed; trial i gets seed + i")
+    parser.add_argument("--max-concurrent-trials", type=int,
+                        help="cap on trials running at once (default: as many as the CPUs allow)")
+    parser.add_argument("--output", help="output folder (default: runs/search__<env>__<time>)")
+    parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key for every trial; repeatable")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted search in --output with its own saved grid")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+
+    from rllib_society.search import expand_grid, load_search, parse_grid, search
+
+    try:
+        if args.resume:
+            if not args.output:
+                raise ValueError("--resume needs --output, the folder of the search to continue.")
+            base, grid, num_samples = load_search(Path(args.output))
+            base.output, base.address = str(Path(args.output).resolve()), args.address
+        else:
+            overrides = {key: getattr(args, key) for key in (
+                "env", "stop_timesteps", "stop_iters", "stop_reward", "num_env_runners",
+                "num_envs_per_env_runner", "seed", "output", "address")}
+            base = load_config(args.config, overrides, args.sets)
+            grid = {}
+            if args.auction:
+                grid["auction"] = list(dict.fromkeys(args.auction))
+            if args.clones:
+                grid["clones"] = list(dict.fromkeys(args.clones))
+            grid.update(parse_grid(args.grid))
+            num_samples = args.num_samples
+            if base.output is None:
+                base.output = str(Path("runs", f"search__{base.env.replace(':', '_')}__"
+                                              f"{time.strftime('%Y%m%d-%H%M%S')}").resolve())
+        trials = expand_grid(base, grid, num_samples)  # validates every trial before Ray starts
+    except ValueError as error:
+        parser.error(str(error))
+
+    output = base.output_dir()
+    print(f"Searching {len(trials)} societies on {base.env} "
+          f"({', '.join(f'{k}: {v}' for k, v in grid.items()) or 'no grid'}; {num_samples} seed(s)), "
+          f"{base.stop_timesteps:,} env steps each; output: {output}", flush=True)
+    table = search(base, grid, num_samples, resume=args.resume,
+                   max_concurrent_trials=args.max_concurrent_trials,
+                   on_event=lambda line: print(line, flush=True))
+    print()
+    print((output / "summary.md").read_text())
+    failed = table[table["status"] == "ERROR"]
+    for _, row in failed.iterrows():
+        print(f"ERROR: {row['trial']}: {row['error']}")
+    print(f"\nresults: {output / 'results.csv'}   summary: {output / 'summary.md'}   "
+          f"TensorBoard: tensorboard --logdir {output}")
+    unfinished = int((table["status"] == "UNFINISHED").sum())
+    if unfinished:
+        print(f"\ninterrupted: {unfinished} trial(s) unfinished; continue with "
+              f"python tune_search.py --resume --output {output}")
+        return 130
+    return 1 if len(failed) == len(table) else 0
+
 
 if __name__ == "__main__":
-    sys.exit("tune_search.py is not implemented yet; use run.py with --auction/--clones/--set per setting.")
+    sys.exit(main())

@@ -1,8 +1,9 @@
-"""The one translation of an `ExperimentConfig` into RLlib's `PPOConfig`."""
+"""The one translation of an `ExperimentConfig` into RLlib's `PPOConfig`, and the Tune trainable
+that applies it per trial."""
 
 from __future__ import annotations
 
-from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -77,3 +78,35 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
         .callbacks(SocietyMetricsCallback)
         .debugging(seed=config.seed)
     )
+
+
+#: Key under which a `SocietyPPO` Tune config holds the flat experiment config.
+SOCIETY_KEY = "society"
+#: Config keys that belong to the driver (where to write, which cluster), not to a trial.
+DRIVER_KEYS = ("output", "address")
+
+
+def trial_param_space(config: ExperimentConfig) -> dict:
+    """The Tune config of one `SocietyPPO` trial: the experiment config as plain values."""
+    return {SOCIETY_KEY: {k: v for k, v in config.to_dict().items() if k not in DRIVER_KEYS}}
+
+
+def _as_algo_config(config):
+    if isinstance(config, dict) and SOCIETY_KEY in config:
+        return build_algo_config(ExperimentConfig(**config[SOCIETY_KEY]))
+    return config
+
+
+class SocietyPPO(PPO):
+    """RLlib's PPO, configured from a flat experiment config (`trial_param_space`).
+
+    Tune varies plain values; a grid over the env or its arguments may change the number of
+    primitives, hence the set of RLlib modules, so each trial builds its whole `PPOConfig` here.
+    """
+
+    @classmethod
+    def default_resource_request(cls, config):
+        return super().default_resource_request(_as_algo_config(config))
+
+    def __init__(self, config=None, env=None, **kwargs):
+        super().__init__(_as_algo_config(config), env=env, **kwargs)

@@ -38,6 +38,8 @@ def _load_yaml(text: str):
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+#: What agent dropout removes together: one agent id, or a primitive with all its clones.
+DROPOUT_UNITS = ("agent", "primitive")
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
@@ -60,6 +62,10 @@ class ExperimentConfig:
     """Agent ids per primitive sharing one policy; 1 = solitary society."""
     dropout: float = 0.0
     """Probability that an agent id sits out a whole training episode (two always stay)."""
+    dropout_unit: str = "agent"
+    """What sits out together: "agent" (each id on its own, the spec's) or "primitive" (all its
+    clones, so every active primitive bids against its twin: the truthful pull of a Vickrey
+    auction reaches low-value primitives too)."""
     gamma: float = 0.99
     """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
     reward_scale: float = 1.0
@@ -88,6 +94,11 @@ class ExperimentConfig:
     """Env steps to train for."""
     stop_iters: int | None = None
     """Optional cap on training iterations."""
+    stop_reward: float | None = None
+    """Optional: stop once the mean env return of training episodes reaches this."""
+    target_return: float | None = None
+    """Greedy return that counts as solved (e.g. the optimal return); results report the env
+    steps at which the greedy society first reached it."""
     num_env_runners: int = 0
     num_envs_per_env_runner: int = 8
     seed: int = 0
@@ -109,6 +120,7 @@ class ExperimentConfig:
             "auction": self.auction,
             "clones": self.clones,
             "dropout": self.dropout,
+            "dropout_unit": self.dropout_unit,
             "gamma": self.gamma,
             "reward_scale": self.reward_scale,
             "eval_episodes": self.eval_episodes,
@@ -204,6 +216,7 @@ def validate(config: ExperimentConfig) -> None:
     require(config.auction in AUCTIONS, "auction", f"one of {', '.join(AUCTIONS)}")
     require(config.clones >= 1, "clones", "an integer >= 1")
     require(0.0 <= config.dropout < 1.0, "dropout", "in [0, 1)")
+    require(config.dropout_unit in DROPOUT_UNITS, "dropout_unit", f"one of {', '.join(DROPOUT_UNITS)}")
     require(0.0 <= config.gamma <= 1.0, "gamma", "in [0, 1]")
     require(config.reward_scale > 0, "reward_scale", "> 0")
     require(config.fcnet_activation in ACTIVATIONS, "fcnet_activation", f"one of {', '.join(ACTIVATIONS)}")

@@ -98,6 +98,18 @@ def build_summary(
     return summary
 
 
+def steps_to_target(progress: pd.DataFrame, target: float | None) -> int | None:
+    """Env steps after which the greedy return stayed at or above `target` until the end of
+    training; None without a target, or when the last iteration is below it."""
+    if target is None or GREEDY_RETURN not in progress:
+        return None
+    reached = (progress[GREEDY_RETURN] >= target - 1e-9).to_numpy()
+    if not reached[-1]:
+        return None
+    first = len(reached) - int(np.argmin(reached[::-1])) if not reached.all() else 0
+    return int(progress[ENV_STEPS].iloc[first])
+
+
 def write_summary(summary: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -115,6 +127,8 @@ def results_table(summary: dict[str, Any]) -> str:
     ]
     if "bid_error" in summary:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
+    if summary.get("steps_to_target") is not None:
+        rows.append(("env steps to target return", f"{summary['steps_to_target']:,}"))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     if "mean_bids" in summary:

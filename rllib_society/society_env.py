@@ -29,6 +29,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "auction": "ccv",
     "clones": 2,
     "dropout": 0.0,
+    "dropout_unit": "agent",
     "gamma": 0.99,
     "reward_scale": 1.0,
     "eval_episodes": 1,
@@ -72,6 +73,8 @@ class SocietyEnv(MultiAgentEnv):
         auction: the auction whose utilities the episode summary reports (see `AUCTIONS`).
         clones: agent ids per primitive (1 = solitary society).
         dropout: probability that an agent id sits out a whole episode (at most all but two do).
+        dropout_unit: "agent" (each id on its own, the spec's) or "primitive" (a primitive's
+            clones sit out together, so an active primitive always bids against its twin).
         gamma: the society's discount, applied inside the utilities.
         reward_scale: env rewards are multiplied by it before the auction.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
@@ -164,13 +167,16 @@ class SocietyEnv(MultiAgentEnv):
         return state, float(reward), self.config["gamma"], terminated, truncated
 
     def _sample_active(self) -> np.ndarray:
-        """Agent dropout: each id sits out with probability `dropout`, but two always stay."""
-        num_agents = len(self.possible_agents)
-        active = self._rng.random(num_agents) >= self.config["dropout"]
-        missing = min(2, num_agents) - int(active.sum())
+        """Agent dropout: each unit (agent id, or primitive with its clones) sits out with
+        probability `dropout`, but at least two ids always stay."""
+        by_primitive = self.config["dropout_unit"] == "primitive"
+        units = self.num_primitives if by_primitive else len(self.possible_agents)
+        ids_per_unit = self.clones if by_primitive else 1
+        active = self._rng.random(units) >= self.config["dropout"]
+        missing = min(-(-2 // ids_per_unit), units) - int(active.sum())
         if missing > 0:
             active[self._rng.choice(np.flatnonzero(~active), missing, replace=False)] = True
-        return active
+        return np.repeat(active, ids_per_unit)
 
     def _encode(self, state) -> np.ndarray:
         if self._one_hot_size is None:

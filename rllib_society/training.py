@@ -1,6 +1,7 @@
-"""Training one society: start or join Ray, run RLlib's PPO as a one-trial Tune experiment (Tune's
-loggers write TensorBoard, CSV and JSON; its checkpoints make the run resumable), then write the
-summary and the bids figure. `run.py` and the learning tests both call `train`.
+"""Training societies with Ray Tune: start or join Ray, run `SocietyPPO` trials (Tune's loggers
+write TensorBoard, CSV and JSON; its checkpoints make runs resumable), then write each trial's
+summary. `run.py` trains one society (`train`); `tune_search.py` runs a grid of them
+(`rllib_society.search`); both go through `fit`.
 """
 
 from __future__ import annotations
@@ -43,14 +44,76 @@ def init_ray(address: str | None = None) -> None:
     )
 
 
-def stop_criteria(config: ExperimentConfig) -> dict[str, int]:
-    """Tune stop criteria: the env-step budget, and the optional iteration cap."""
-    from rllib_society.reporting import ENV_STEPS, ITERATION
+def stop_criteria(config: ExperimentConfig) -> dict[str, float]:
+    """Tune stop criteria (any one met stops a trial): the env-step budget, and the optional
+    iteration cap and return target."""
+    from rllib_society.reporting import ENV_RETURN, ENV_STEPS, ITERATION
 
-    stop = {ENV_STEPS: config.stop_timesteps}
+    stop: dict[str, float] = {ENV_STEPS: config.stop_timesteps}
     if config.stop_iters is not None:
         stop[ITERATION] = config.stop_iters
+    if config.stop_reward is not None:
+        stop[ENV_RETURN] = config.stop_reward
     return stop
+
+
+def fit(
+    param_space: dict[str, Any],
+    config: ExperimentConfig,
+    *,
+    resume: bool = False,
+    callbacks: list | None = None,
+    trial_dirname_creator: Callable | None = None,
+    max_concurrent_trials: int | None = None,
+):
+    """Runs (or, with `resume`, continues) a Tune experiment of `SocietyPPO` trials in
+    ``config.output_dir()``, with `config`'s budget and checkpoints. Returns Tune's ResultGrid.
+
+    A resumed experiment keeps its finished trials and continues unfinished ones from their last
+    checkpoint; failed trials stay failed (their error is in the ResultGrid).
+    """
+    from ray import tune
+
+    from rllib_society.algo_config import SocietyPPO
+
+    output = config.output_dir()
+    init_ray(config.address)
+    if resume and tune.Tuner.can_restore(str(output)):
+        tuner = tune.Tuner.restore(str(output), trainable=SocietyPPO, param_space=param_space)
+    else:
+        tuner = tune.Tuner(
+            SocietyPPO,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                trial_name_creator=trial_dirname_creator,
+                trial_dirname_creator=trial_dirname_creator,
+                max_concurrent_trials=max_concurrent_trials,
+            ),
+            run_config=tune.RunConfig(
+                name=output.name,
+                storage_path=str(output.parent),
+                stop=stop_criteria(config),
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_frequency=config.checkpoint_frequency,
+                    checkpoint_at_end=config.checkpoint_at_end,
+                    num_to_keep=CHECKPOINTS_TO_KEEP,
+                ),
+                callbacks=callbacks,
+                verbose=0,
+            ),
+        )
+    return tuner.fit()
+
+
+def prepare_output(config: ExperimentConfig, resume: bool, saved: dict[str, Any], name: str) -> Path:
+    """Creates the output folder (refusing to overwrite a non-empty one unless resuming) and
+    saves `saved` as YAML file `name` in it, so `--resume` can rebuild the run."""
+    output = config.output_dir()
+    if output.exists() and any(output.iterdir()) and not resume:
+        raise FileExistsError(f"output folder {output} is not empty; pass --resume to continue it.")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / name).write_text(yaml.safe_dump(saved, sort_keys=False))
+    return output
 
 
 def train(
@@ -59,7 +122,7 @@ def train(
     resume: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains a society and writes everything into ``config.output_dir()``.
+    """Trains one society and writes everything into ``config.output_dir()``.
 
     Args:
         config: a validated experiment config.
@@ -72,60 +135,45 @@ def train(
     Raises:
         RuntimeError: when the trial fails (its error is included).
     """
-    from ray import tune
-    from ray.rllib.algorithms.ppo import PPO
+    from rllib_society.algo_config import trial_param_space
 
-    from rllib_society.algo_config import build_algo_config
-    from rllib_society.evaluation import q_star
-    from rllib_society.reporting import build_summary, plot_bids, read_progress, write_summary
-
-    output = config.output_dir()
-    if output.exists() and any(output.iterdir()) and not resume:
-        raise FileExistsError(f"output folder {output} is not empty; pass --resume to continue it.")
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-    init_ray(config.address)
-    algo_config = build_algo_config(config)
-    run_config = tune.RunConfig(
-        name=output.name,
-        storage_path=str(output.parent),
-        stop=stop_criteria(config),
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=config.checkpoint_frequency,
-            checkpoint_at_end=config.checkpoint_at_end,
-            num_to_keep=CHECKPOINTS_TO_KEEP,
-        ),
-        callbacks=[_result_callback(on_result)] if on_result else None,
-        verbose=0,
-    )
+    output = prepare_output(config, resume, config.to_dict(), "config.yaml")
     started = time.time()
-    if resume and tune.Tuner.can_restore(str(output)):
-        tuner = tune.Tuner.restore(str(output), trainable=PPO, param_space=algo_config)
-    else:
-        tuner = tune.Tuner(
-            PPO,
-            param_space=algo_config,
-            tune_config=tune.TuneConfig(trial_dirname_creator=lambda trial: TRIAL_DIR),
-            run_config=run_config,
-        )
-    result = tuner.fit()[0]
+    results = fit(
+        trial_param_space(config), config, resume=resume,
+        callbacks=[_result_callback(on_result)] if on_result else None,
+        trial_dirname_creator=lambda trial: TRIAL_DIR,
+    )
+    result = results[0]
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
+    summary = write_trial_outputs(config, result, output, time.time() - started)
+    summary["output"] = str(output)
+    return summary
 
-    society_config = config.society_config()
-    q_values = q_star(society_config)
+
+def write_trial_outputs(
+    config: ExperimentConfig, result, folder: Path, wall_seconds: float
+) -> dict[str, Any]:
+    """Writes a finished trial's ``summary.json``, ``progress.csv`` and ``bids.png`` into
+    `folder` and returns the summary."""
+    from rllib_society.evaluation import q_star
+    from rllib_society.reporting import (
+        build_summary, plot_bids, read_progress, steps_to_target, write_summary,
+    )
+
+    q_values = q_star(config.society_config())
+    progress = read_progress(Path(result.path) / "result.json")
     summary = build_summary(
-        config.to_dict(), result.metrics, q_values, time.time() - started,
+        config.to_dict(), result.metrics, q_values, wall_seconds,
         result.checkpoint.path if result.checkpoint else None,
     )
-    summary["output"] = str(output)
-    write_summary(summary, output / "summary.json")
-    progress = read_progress(Path(result.path) / "result.json")
-    progress.to_csv(output / "progress.csv", index=False)
+    summary["steps_to_target"] = steps_to_target(progress, config.target_return)
+    write_summary(summary, folder / "summary.json")
+    progress.to_csv(folder / "progress.csv", index=False)
     title = f"{config.env}, {config.auction}, {config.clones} clone(s)"
-    if plot_bids(progress, q_values, output / "bids.png", title):
-        summary["bids_plot"] = str(output / "bids.png")
+    if plot_bids(progress, q_values, folder / "bids.png", title):
+        summary["bids_plot"] = str(folder / "bids.png")
     return summary
 
 
@@ -138,5 +186,3 @@ def _result_callback(on_result: Callable[[dict[str, Any]], None]):
             on_result(result)
 
     return ResultCallback()
-
-

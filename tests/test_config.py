@@ -43,6 +43,7 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"clones": 0}, [], r"clones=0.*an integer >= 1"),
         ({}, ["clones=1.5"], r"clones=1.5 has type float; clones must be int"),
         ({"dropout": 1.0}, [], r"dropout=1.0.*in \[0, 1\)"),
+        ({"dropout_unit": "clone"}, [], r"dropout_unit=.clone.*one of agent, primitive"),
         ({}, ["clone=2"], r"unknown config key 'clone'. Did you mean clones"),
         ({}, ["lr"], r"--set expects key=value"),
         ({}, ["lr=[[100, 0.01]]"], r"lr=.*schedule \[\[0, lr\]"),

@@ -83,6 +83,20 @@ def test_dropout_keeps_two_and_is_seeded():
     assert env.agents == first
 
 
+@pytest.mark.parametrize("clones", [1, 2, 3])
+def test_primitive_dropout_keeps_clones_together(clones):
+    env = make(env="Bandit-v0", clones=clones, dropout=0.75, dropout_unit="primitive")
+    counts = []
+    for seed in range(200):
+        env.reset(seed=seed)
+        primitives = [module_id_of(a) for a in env.agents]
+        assert all(primitives.count(p) == clones for p in set(primitives))  # whole primitives
+        assert len(env.agents) >= 2
+        counts.append(len(set(primitives)))
+    # clones >= 2: one primitive with its twin is a valid auction; solitary needs two primitives.
+    assert min(counts) == (1 if clones >= 2 else 2) and max(counts) >= 3
+
+
 def test_dropped_agents_cannot_win():
     env = make(env="Bandit-v0", clones=1, dropout=0.9)
     for seed in range(20):

@@ -1,0 +1,336 @@
+"""A Tune grid of societies: which auction, how many clones, which other settings.
+
+`expand_grid` turns a base config and a grid into one validated config per trial (before Ray
+starts); `search` runs them as concurrent `SocietyPPO` trials of one Tune experiment and writes
+the readable results: ``results.csv`` (one row per trial), ``summary.md`` (grouped by setting,
+mean and spread over seeds), and plots of learning curves and bid errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from rllib_society.config import ExperimentConfig, check_key, validate
+from rllib_society.reporting import BID_ERROR, ENV_RETURN, ENV_STEPS, ITERATION
+
+#: Saved in the output folder; `--resume` rebuilds the search from it.
+SEARCH_FILE = "search.yaml"
+#: Keys that are the same for every trial of a search (budget, where to write, which cluster);
+#: seeds come from the number of samples.
+RUN_LEVEL_KEYS = ("stop_timesteps", "stop_iters", "stop_reward", "checkpoint_frequency",
+                  "checkpoint_at_end", "output", "address", "seed")
+#: Columns of results.csv before the grid keys' own.
+RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
+                  "final_return", "best_return", "greedy_return", "bid_error", "steps_to_target",
+                  "wall_seconds", "error", "path"]
+#: Metrics summary.md aggregates over seeds.
+SUMMARY_METRICS = ["greedy_return", "bid_error", "steps_to_target", "final_return", "best_return"]
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """Parses ``--grid key=v1,v2`` items; each value is read as YAML (``lr=1e-3,3e-4``,
+    ``fcnet_hiddens=[16],[32,32]``, ``env_config.n=4,8``)."""
+    from rllib_society.config import _load_yaml
+
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise ValueError(f"--grid expects key=value1,value2,..., got {item!r}.")
+        try:
+            values = _load_yaml(f"[{raw}]")
+        except yaml.YAMLError as error:
+            raise ValueError(f"--grid {key}: cannot parse values {raw!r}: {error}") from None
+        grid[key] = values
+    return grid
+
+
+def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int) -> list[ExperimentConfig]:
+    """One config per point of the grid and sample, each validated and with its own seed
+    (``base.seed``, ``base.seed + 1``, ...).
+
+    Args:
+        base: the config every trial starts from.
+        grid: config key (or ``env_config.<name>``) -> the values to try.
+        num_samples: trials (seeds) per grid point.
+
+    Raises:
+        ValueError: naming the bad key or value, before any trial starts.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples={num_samples} is not allowed; it must be >= 1.")
+    for key, values in grid.items():
+        check_key(key.split(".", 1)[0] if key.startswith("env_config.") else key)
+        if key in RUN_LEVEL_KEYS:
+            raise ValueError(f"--grid {key}: {key} is the same for every trial of a search; "
+                             "set it with its flag or --set (seeds: --seed and --num-samples).")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"--grid {key}: give at least one value.")
+    variants = []
+    points = list(itertools.product(*grid.values()))
+    for sample in range(num_samples):
+        for point in points:
+            values = base.to_dict()
+            for key, value in zip(grid, point):
+                if key.startswith("env_config."):
+                    values["env_config"] = {**values["env_config"], key.split(".", 1)[1]: value}
+                else:
+                    values[key] = value
+            values["seed"] = base.seed + len(variants)
+            config = ExperimentConfig(**values)
+            try:
+                validate(config)
+            except ValueError as error:
+                bad = ", ".join(f"{k}={v!r}" for k, v in zip(grid, point))
+                raise ValueError(f"grid point {bad}: {error}") from None
+            variants.append(config)
+    return variants
+
+
+def trial_name(config: ExperimentConfig, grid_keys: list[str]) -> str:
+    """A readable, unique trial name: the grid values and the seed."""
+    parts = [f"{key.rsplit('.', 1)[-1]}={_value_of(config, key)}" for key in grid_keys]
+    name = "_".join(parts + [f"seed={config.seed}"])
+    return name.replace(" ", "").replace("/", "-")
+
+
+def _value_of(config: ExperimentConfig, key: str) -> Any:
+    if key.startswith("env_config."):
+        return config.env_config.get(key.split(".", 1)[1])
+    return getattr(config, key)
+
+
+def search(
+    base: ExperimentConfig,
+    grid: dict[str, list],
+    num_samples: int,
+    *,
+    resume: bool = False,
+    max_concurrent_trials: int | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Runs the grid as one Tune experiment in ``base.output_dir()`` and writes results.csv,
+    summary.md and the plots there. Failed trials are reported in the table with their error
+    and do not stop the others. Returns the results table.
+    """
+    from ray import tune
+
+    from rllib_society.algo_config import SOCIETY_KEY, trial_param_space
+    from rllib_society.training import fit, prepare_output
+
+    variants = expand_grid(base, grid, num_samples)
+    saved = {"config": base.to_dict(), "grid": grid, "num_samples": num_samples}
+    output = prepare_output(base, resume, saved, SEARCH_FILE)
+    grid_keys = list(grid)
+    by_seed = {config.seed: config for config in variants}
+    by_name = {trial_name(config, grid_keys): config for config in variants}
+
+    def dirname(trial) -> str:
+        return trial_name(by_seed[trial.config[SOCIETY_KEY]["seed"]], grid_keys)
+
+    param_space = {SOCIETY_KEY: tune.grid_search([trial_param_space(c)[SOCIETY_KEY] for c in variants])}
+    started = time.time()
+    results = fit(
+        param_space, base, resume=resume, trial_dirname_creator=dirname,
+        max_concurrent_trials=max_concurrent_trials,
+        callbacks=[_event_callback(on_event, dirname)] if on_event else None,
+    )
+    rows = []
+    for result in results:
+        config = by_name[Path(result.path).name]
+        rows.append(_result_row(config, result, grid_keys))
+    table = pd.DataFrame(rows)
+    table = table[RESULT_COLUMNS[:3] + [k for k in grid_keys if k not in RESULT_COLUMNS]
+                  + RESULT_COLUMNS[3:]].sort_values(["auction", "clones", "seed"])
+    table.to_csv(output / "results.csv", index=False)
+    group_keys = list(dict.fromkeys(["auction", "clones", *[k for k in grid_keys if k != "seed"]]))
+    summary = summarize(table, group_keys)
+    (output / "summary.md").write_text(
+        f"# {base.env}: {len(table)} trials, {base.stop_timesteps:,} env steps each, "
+        f"{time.time() - started:.0f} s\n\n{summary}\n"
+    )
+    plot_learning_curves(results, output / "learning_curves.png", by_name)
+    plot_bid_errors(table, output / "bid_error.png")
+    return table
+
+
+def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[str, Any]:
+    """One results.csv row; trials with results also get their own summary.json, progress.csv
+    and bids.png in their folder."""
+    from rllib_society.reporting import read_progress
+    from rllib_society.training import write_trial_outputs
+
+    row: dict[str, Any] = {
+        "trial": Path(result.path).name, "auction": config.auction, "clones": config.clones,
+        "seed": config.seed, "path": result.path,
+        **{key: _value_of(config, key) for key in grid_keys},
+    }
+    if result.error is not None:
+        return {**row, "status": "ERROR", "error": error_message(result.error)}
+    progress_file = Path(result.path) / "result.json"
+    if not progress_file.exists():
+        return {**row, "status": "NOT_RUN", "error": "no results"}
+    wall_seconds = float(result.metrics.get("time_total_s", 0.0))
+    summary = write_trial_outputs(config, result, Path(result.path), wall_seconds)
+    progress = read_progress(progress_file)
+    return {
+        **row,
+        # Tune marks the last result of a trial that met its stop criteria; an interrupted
+        # search leaves the others unfinished until --resume.
+        "status": "TERMINATED" if result.metrics.get("done") else "UNFINISHED",
+        "env_steps": summary["env_steps"],
+        "iterations": summary["iterations"],
+        "final_return": summary["train_return_mean"],
+        "best_return": float(progress[ENV_RETURN].max()) if ENV_RETURN in progress else None,
+        "greedy_return": summary["greedy_return"],
+        "bid_error": summary.get("bid_error"),
+        "steps_to_target": summary["steps_to_target"],
+        "wall_seconds": summary["wall_seconds"],
+        "error": "",
+    }
+
+
+def error_message(error: BaseException) -> str:
+    """The most telling line of a trial's error: the last ``SomeError: message`` line of its
+    traceback (RLlib re-raises env errors as a bare ``RuntimeError``), else its last line."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    described = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\w*: \S", line)]
+    return (described or lines or [repr(error)])[-1]
+
+
+def summarize(table: pd.DataFrame, group_keys: list[str]) -> str:
+    """A markdown table grouped by `group_keys`: trials, failures, how many reached the target,
+    and each metric's mean ± std over seeds."""
+    lines = []
+    header = [*group_keys, "trials", "failed", "reached target", *SUMMARY_METRICS, "wall s"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for key, group in table.groupby(group_keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ok = group[group["status"] == "TERMINATED"]
+        reached = int(ok["steps_to_target"].notna().sum()) if "steps_to_target" in ok else 0
+        cells = [str(k) for k in key] + [str(len(group)), str(len(group) - len(ok)), f"{reached}/{len(group)}"]
+        cells += [_mean_std(ok[m]) for m in SUMMARY_METRICS]
+        cells.append(_mean_std(ok["wall_seconds"], digits=0))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_std(values: pd.Series, digits: int = 3) -> str:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def plot_learning_curves(results, path: Path, by_name: dict[str, ExperimentConfig]) -> None:
+    """Env return against env steps: per auction (colour) and clone count (panel), the median
+    over seeds with a band from the lowest to the highest seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[tuple[int, str], list[pd.DataFrame]] = {}
+    for result in results:
+        frame = result.metrics_dataframe
+        if result.error is not None or frame is None or ENV_RETURN not in frame:
+            continue
+        config = by_name[Path(result.path).name]
+        curves.setdefault((config.clones, config.auction), []).append(frame[[ITERATION, ENV_STEPS, ENV_RETURN]])
+    clone_counts = sorted({clones for clones, _ in curves}) or [None]
+    figure, axes = plt.subplots(1, len(clone_counts), figsize=(4.5 * len(clone_counts), 3.4), squeeze=False)
+    auctions = sorted({auction for _, auction in curves})
+    for axis, clones in zip(axes[0], clone_counts):
+        for k, auction in enumerate(auctions):
+            frames = curves.get((clones, auction))
+            if not frames:
+                continue
+            # Trials share the batch size, so iterations line up; align on them.
+            joined = pd.concat([f.set_index(ITERATION) for f in frames], axis=1, keys=range(len(frames)))
+            steps = joined.xs(ENV_STEPS, axis=1, level=1).median(axis=1)
+            returns = joined.xs(ENV_RETURN, axis=1, level=1)
+            axis.plot(steps, returns.median(axis=1), color=f"C{k}", label=f"{auction} (n={len(frames)})")
+            axis.fill_between(steps, returns.min(axis=1), returns.max(axis=1), color=f"C{k}", alpha=0.2)
+        axis.set_title(f"{clones} clone(s)")
+        axis.set_xlabel("env steps")
+        axis.legend(fontsize="small")
+    axes[0][0].set_ylabel("env return (training)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_bid_errors(table: pd.DataFrame, path: Path) -> None:
+    """Final bid error per society size (clones), one marker per seed and auction, with the
+    mean as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(4.5, 3.4))
+    done = table[(table["status"] == "TERMINATED") & table["bid_error"].notna()]
+    for k, (auction, group) in enumerate(sorted(done.groupby("auction"), key=lambda item: item[0])):
+        jitter = (k - 1.5) * 0.05
+        axis.scatter(group["clones"] + jitter, group["bid_error"], color=f"C{k}", alpha=0.6, s=18)
+        means = group.groupby("clones")["bid_error"].mean()
+        axis.plot(means.index + jitter, means.values, color=f"C{k}", marker="o", label=auction)
+    axis.set_xlabel("clones per primitive")
+    axis.set_ylabel("final bid error |bid - Q*|")
+    if not done.empty:
+        axis.set_xticks(sorted(done["clones"].unique()))
+        axis.legend(fontsize="small")
+    else:
+        axis.text(0.5, 0.5, "no bid errors (Q* unknown or outside [0, 1])", ha="center",
+                  transform=axis.transAxes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str]):
+    """A Tune callback that reports each trial's start, end (headline numbers) and error."""
+    from ray.tune import Callback
+
+    from rllib_society.reporting import GREEDY_RETURN, flatten
+
+    class EventCallback(Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            on_event(f"started  {name(trial)}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            flat = flatten(trial.last_result or {})
+            numbers = [f"env_steps {int(flat.get(ENV_STEPS, 0)):,}",
+                       f"return {flat.get(ENV_RETURN, float('nan')):.3f}",
+                       f"greedy {flat.get(GREEDY_RETURN, float('nan')):.3f}"]
+            if BID_ERROR in flat:
+                numbers.append(f"bid_err {flat[BID_ERROR]:.3f}")
+            done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
+            on_event(f"finished {name(trial)}: {' | '.join(numbers)}  [{done}/{len(trials)} done]")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            on_event(f"FAILED   {name(trial)}: see {trial.path}/error.txt")
+
+    return EventCallback()
+
+
+def load_search(output: Path) -> tuple[ExperimentConfig, dict[str, list], int]:
+    """The base config, grid and number of samples an interrupted search was started with."""
+    saved_file = Path(output) / SEARCH_FILE
+    if not saved_file.is_file():
+        raise ValueError(f"--resume: {saved_file} does not exist; is --output a search folder?")
+    saved = yaml.safe_load(saved_file.read_text())
+    return ExperimentConfig(**saved["config"]), saved["grid"], int(saved["num_samples"])
+
