@@ -47,6 +47,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="config key: checkpoint_at_end")
     parser.add_argument("--output", help="output folder (config key: output)")
     parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379 (config key: address)")
+    parser.add_argument("--storage-path", help="folder every node can reach for trial folders and "
+                        "checkpoints (default: inside --output; config key: storage_path)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, parsed as YAML; repeatable")
     parser.add_argument("--resume", action="store_true",
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         key: getattr(args, key)
         for key in ("env", "auction", "clones", "dropout", "stop_iters", "stop_timesteps",
-                    "num_env_runners", "num_envs_per_env_runner", "seed", "checkpoint_at_end",
+                    "num_env_runners", "num_envs_per_env_runner", "seed", "storage_path", "checkpoint_at_end",
                     "output", "address")
     }
     try:

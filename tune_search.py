@@ -53,6 +53,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="cap on trials running at once (default: as many as the CPUs allow)")
     parser.add_argument("--output", help="output folder (default: runs/search__<env>__<time>)")
     parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379")
+    parser.add_argument("--storage-path", help="folder every node can reach for trial folders and "
+                        "checkpoints (default: inside --output; config key: storage_path)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key for every trial; repeatable")
     parser.add_argument("--resume", action="store_true",
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             overrides = {key: getattr(args, key) for key in (
                 "env", "stop_timesteps", "stop_iters", "stop_reward", "num_env_runners",
-                "num_envs_per_env_runner", "seed", "output", "address")}
+                "num_envs_per_env_runner", "seed", "storage_path", "output", "address")}
             base = load_config(args.config, overrides, args.sets)
             grid = {}
             if args.auction:

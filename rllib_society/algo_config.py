@@ -60,6 +60,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
         .env_runners(
             num_env_runners=config.num_env_runners,
             num_envs_per_env_runner=config.num_envs_per_env_runner,
+            num_cpus_per_env_runner=config.num_cpus_per_env_runner,
             # Chunks cut mid-episode are fine: the connector masks their unknowable last auction.
             batch_mode="truncate_episodes",
         )
@@ -75,6 +76,10 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
             minibatch_size=config.minibatch_size,
             train_batch_size_per_learner=config.train_batch_size_per_learner,
         )
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            delay_between_env_runner_restarts_s=config.env_runner_restart_delay_s,
+        )
         .callbacks(SocietyMetricsCallback)
         .debugging(seed=config.seed)
     )
@@ -83,7 +88,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
 #: Key under which a `SocietyPPO` Tune config holds the flat experiment config.
 SOCIETY_KEY = "society"
 #: Config keys that belong to the driver (where to write, which cluster), not to a trial.
-DRIVER_KEYS = ("output", "address")
+DRIVER_KEYS = ("output", "address", "storage_path")
 
 
 def trial_param_space(config: ExperimentConfig) -> dict:

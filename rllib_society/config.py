@@ -100,7 +100,12 @@ class ExperimentConfig:
     """Greedy return that counts as solved (e.g. the optimal return); results report the env
     steps at which the greedy society first reached it."""
     num_env_runners: int = 0
+    """Remote env runners per trial (0: the trial's own process samples)."""
     num_envs_per_env_runner: int = 8
+    num_cpus_per_env_runner: float = 1.0
+    """CPUs Ray reserves per remote env runner (fractions let 2 runners share a 2-core machine)."""
+    env_runner_restart_delay_s: float = 1.0
+    """Seconds before RLlib restarts an env runner that died (RLlib's own default is 60)."""
     seed: int = 0
     eval_episodes: int = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
@@ -111,6 +116,9 @@ class ExperimentConfig:
     """Output folder; default runs/{env}__{auction}__c{clones}__s{seed}__{time}."""
     address: str | None = None
     """Address of an existing Ray cluster; None starts an embedded local Ray."""
+    storage_path: str | None = None
+    """Where Tune keeps trial folders and checkpoints: a folder every node of the cluster can
+    reach (e.g. NFS). None keeps them inside the output folder."""
 
     def society_config(self) -> dict[str, Any]:
         """The `SocietyEnv` config (plain values, so a Tune grid can replace them)."""
@@ -132,6 +140,12 @@ class ExperimentConfig:
             return Path(self.output).expanduser().resolve()
         name = f"{self.env.replace(':', '_')}__{self.auction}__c{self.clones}__s{self.seed}"
         return Path("runs", f"{name}__{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+
+    def experiment_dir(self) -> Path:
+        """Tune's experiment folder: the output folder, or its namesake under `storage_path`."""
+        if self.storage_path is None:
+            return self.output_dir()
+        return Path(self.storage_path).expanduser().resolve() / self.output_dir().name
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -226,7 +240,9 @@ def validate(config: ExperimentConfig) -> None:
     for name in ("clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
                  "train_batch_size_per_learner", "num_envs_per_env_runner", "eval_episodes"):
         require(getattr(config, name) > 0, name, "> 0")
-    for name in ("entropy_coeff", "vf_loss_coeff", "num_env_runners", "checkpoint_frequency"):
+    require(config.num_cpus_per_env_runner > 0, "num_cpus_per_env_runner", "> 0")
+    for name in ("entropy_coeff", "vf_loss_coeff", "num_env_runners", "checkpoint_frequency",
+                 "env_runner_restart_delay_s"):
         require(getattr(config, name) >= 0, name, ">= 0")
     require(config.stop_iters is None or config.stop_iters > 0, "stop_iters", "None or > 0")
     require(config.minibatch_size <= config.train_batch_size_per_learner, "minibatch_size",

@@ -26,7 +26,7 @@ SEARCH_FILE = "search.yaml"
 #: Keys that are the same for every trial of a search (budget, where to write, which cluster);
 #: seeds come from the number of samples.
 RUN_LEVEL_KEYS = ("stop_timesteps", "stop_iters", "stop_reward", "checkpoint_frequency",
-                  "checkpoint_at_end", "output", "address", "seed")
+                  "checkpoint_at_end", "output", "address", "storage_path", "seed")
 #: Columns of results.csv before the grid keys' own.
 RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
                   "final_return", "best_return", "greedy_return", "bid_error", "steps_to_target",

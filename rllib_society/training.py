@@ -67,7 +67,7 @@ def fit(
     max_concurrent_trials: int | None = None,
 ):
     """Runs (or, with `resume`, continues) a Tune experiment of `SocietyPPO` trials in
-    ``config.output_dir()``, with `config`'s budget and checkpoints. Returns Tune's ResultGrid.
+    ``config.experiment_dir()``, with `config`'s budget and checkpoints. Returns Tune's ResultGrid.
 
     A resumed experiment keeps its finished trials and continues unfinished ones from their last
     checkpoint; failed trials stay failed (their error is in the ResultGrid).
@@ -76,10 +76,10 @@ def fit(
 
     from rllib_society.algo_config import SocietyPPO
 
-    output = config.output_dir()
+    experiment = config.experiment_dir()
     init_ray(config.address)
-    if resume and tune.Tuner.can_restore(str(output)):
-        tuner = tune.Tuner.restore(str(output), trainable=SocietyPPO, param_space=param_space)
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable=SocietyPPO, param_space=param_space)
     else:
         tuner = tune.Tuner(
             SocietyPPO,
@@ -90,8 +90,8 @@ def fit(
                 max_concurrent_trials=max_concurrent_trials,
             ),
             run_config=tune.RunConfig(
-                name=output.name,
-                storage_path=str(output.parent),
+                name=experiment.name,
+                storage_path=str(experiment.parent),
                 stop=stop_criteria(config),
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=config.checkpoint_frequency,
