@@ -11,6 +11,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rllib_society.bidder import BidderCatalog
 from rllib_society.callbacks import SocietyMetricsCallback
 from rllib_society.config import ExperimentConfig
+from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOTorchLearner
 from rllib_society.society_env import SocietyEnv, make_base_env, module_id_of
 
@@ -58,6 +59,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
             },
         )
         .env_runners(
+            env_runner_cls=SocietyEnvRunner,
             num_env_runners=config.num_env_runners,
             num_envs_per_env_runner=config.num_envs_per_env_runner,
             num_cpus_per_env_runner=config.num_cpus_per_env_runner,

@@ -119,6 +119,18 @@ def test_chain_q_star_matches_spec():
     np.testing.assert_array_equal(q[CHAIN_GOAL:], 0.0)
 
 
+def test_chain_extra_actions_stay_and_keep_q_star():
+    env = gym.make("Chain-v0", num_actions=5)
+    assert env.action_space.n == 5
+    [(obs, reward, terminated, _)] = run(env, [3])
+    assert (obs, reward, terminated) == (0, 0.0, False)
+    q = ChainEnv(num_actions=5).q_star(GAMMA)
+    np.testing.assert_allclose(q[:CHAIN_GOAL, :2], CHAIN_Q_STAR, atol=1e-6)
+    np.testing.assert_allclose(q[:CHAIN_GOAL, 4], GAMMA * np.array(CHAIN_Q_STAR)[:, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="num_actions=1"):
+        ChainEnv(num_actions=1)
+
+
 def test_bandit_q_star_matches_spec():
     q = BanditEnv().q_star(GAMMA)
     np.testing.assert_allclose(q[0], [0.2, 0.4, 0.6, 0.8], atol=1e-9)
