@@ -3,6 +3,7 @@ Ray's own cluster utilities with env runners on both, and an env runner killed m
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +65,7 @@ def head_node():
     while processes_mentioning(temp_dir) and time.time() < deadline:
         time.sleep(1)
     assert not processes_mentioning(temp_dir), "Ray processes of the head node were left behind"
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def worker_logs_mentioning(temp_dir: Path, text: str) -> list[Path]:
