@@ -9,6 +9,9 @@
 2. Every env step logs four step counters per agent into the MetricsLogger (a fifth of the
    remaining sampling time). They are sums, so counting locally and logging the totals once
    per `sample()` call gives the same metrics.
+3. Each forward pass switches every bidder to eval mode and back (`TorchRLModule`), walking all
+   its submodules twice. The sampling copies never train, and bidders have no dropout or batch
+   norm, so they are put in eval mode once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ class NumpyOnceEpisode(MultiAgentEpisode):
 
 class SocietyEnvRunner(MultiAgentEnvRunner):
     """`MultiAgentEnvRunner` that records episodes as `NumpyOnceEpisode`."""
+
+    def make_module(self):
+        super().make_module()
+        if self.module is not None:
+            self.module.foreach_module(lambda module_id, module: module.eval())
 
     def _new_episode(self, env_index, episodes=None):
         super()._new_episode(env_index, episodes)

@@ -35,6 +35,12 @@ def test_counts_match_the_sampled_episodes(runner):
     assert set(module_steps) == {"p0", "p1"}
 
 
+def test_sampling_bidders_stay_in_eval_mode(runner):
+    runner.sample(num_timesteps=100)
+    modules = [m for _, m in runner.module._rl_modules.items()]
+    assert modules and not any(m.training for m in modules)
+
+
 def test_every_episode_is_numpy_and_converted_once(runner):
     episodes = runner.sample(num_timesteps=400)
     assert episodes and all(isinstance(e, NumpyOnceEpisode) and e.is_numpy for e in episodes)
