@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
+from rllib_society.cli import add_shared_flags, shared_overrides
 from rllib_society.config import load_config
 
 DEFAULT_CONFIG = "configs/chain.yaml"
@@ -33,24 +34,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="experiment YAML (default: %(default)s)")
-    parser.add_argument("--env", help="gymnasium id with Discrete actions (config key: env)")
+    add_shared_flags(parser, DEFAULT_CONFIG)
     parser.add_argument("--auction", choices=AUCTIONS, help="auction (config key: auction)")
     parser.add_argument("--clones", type=int, help="agent ids per primitive (config key: clones)")
     parser.add_argument("--dropout", type=float, help="agent dropout probability (config key: dropout)")
-    parser.add_argument("--stop-iters", type=int, help="config key: stop_iters")
-    parser.add_argument("--stop-timesteps", type=int, help="env-step budget (config key: stop_timesteps)")
-    parser.add_argument("--num-env-runners", type=int, help="config key: num_env_runners")
-    parser.add_argument("--num-envs-per-env-runner", type=int, help="config key: num_envs_per_env_runner")
-    parser.add_argument("--seed", type=int, help="config key: seed")
     parser.add_argument("--checkpoint-at-end", action=argparse.BooleanOptionalAction, default=None,
                         help="config key: checkpoint_at_end")
-    parser.add_argument("--output", help="output folder (config key: output)")
-    parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379 (config key: address)")
-    parser.add_argument("--storage-path", help="folder every node can reach for trial folders and "
-                        "checkpoints (default: inside --output; config key: storage_path)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key, parsed as YAML; repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --output from its last checkpoint, "
                              "with its own saved config")
@@ -72,10 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     overrides = {
-        key: getattr(args, key)
-        for key in ("env", "auction", "clones", "dropout", "stop_iters", "stop_timesteps",
-                    "num_env_runners", "num_envs_per_env_runner", "seed", "storage_path", "checkpoint_at_end",
-                    "output", "address")
+        **shared_overrides(args),
+        **{key: getattr(args, key) for key in ("auction", "clones", "dropout", "checkpoint_at_end")},
     }
     try:
         if args.resume:

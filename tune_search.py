@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
+from rllib_society.cli import add_shared_flags, shared_overrides
 from rllib_society.config import load_config
 
 DEFAULT_CONFIG = "configs/chain.yaml"
@@ -35,28 +36,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="experiment YAML (default: %(default)s)")
+    add_shared_flags(parser, DEFAULT_CONFIG)
     parser.add_argument("--auction", nargs="+", choices=AUCTIONS, help="auctions to compare")
     parser.add_argument("--clones", nargs="+", type=int, help="clone counts to compare")
     parser.add_argument("--num-samples", type=int, default=1, help="seeds per grid point (default: 1)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="another config key to vary, values parsed as YAML; repeatable")
-    parser.add_argument("--env", help="gymnasium id with Discrete actions (config key: env)")
-    parser.add_argument("--stop-timesteps", type=int, help="env-step budget per trial")
-    parser.add_argument("--stop-iters", type=int, help="iteration cap per trial")
-    parser.add_argument("--stop-reward", type=float,
-                        help="also stop a trial once its training env return reaches this")
-    parser.add_argument("--num-env-runners", type=int, help="env runners per trial")
-    parser.add_argument("--num-envs-per-env-runner", type=int, help="envs per env runner")
-    parser.add_argument("--seed", type=int, help="first seed; trial i gets seed + i")
     parser.add_argument("--max-concurrent-trials", type=int,
                         help="cap on trials running at once (default: as many as the CPUs allow)")
-    parser.add_argument("--output", help="output folder (default: runs/search__<env>__<time>)")
-    parser.add_argument("--address", help="existing Ray cluster, e.g. 127.0.0.1:6379")
-    parser.add_argument("--storage-path", help="folder every node can reach for trial folders and "
-                        "checkpoints (default: inside --output; config key: storage_path)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key for every trial; repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted search in --output with its own saved grid")
     return parser
@@ -75,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             base, grid, num_samples = load_search(Path(args.output))
             base.output, base.address = str(Path(args.output).resolve()), args.address
         else:
-            overrides = {key: getattr(args, key) for key in (
-                "env", "stop_timesteps", "stop_iters", "stop_reward", "num_env_runners",
-                "num_envs_per_env_runner", "seed", "storage_path", "output", "address")}
-            base = load_config(args.config, overrides, args.sets)
+            base = load_config(args.config, shared_overrides(args), args.sets)
             grid = {}
             if args.auction:
                 grid["auction"] = list(dict.fromkeys(args.auction))
@@ -107,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {row['trial']}: {row['error']}")
     print(f"\nresults: {output / 'results.csv'}   summary: {output / 'summary.md'}   "
           f"TensorBoard: tensorboard --logdir {output}")
-    unfinished = int((table["status"] == "UNFINISHED").sum())
+    unfinished = int(table["status"].isin(["UNFINISHED", "PENDING"]).sum())
     if unfinished:
         print(f"\ninterrupted: {unfinished} trial(s) unfinished; continue with "
               f"python tune_search.py --resume --output {output}")

@@ -144,11 +144,13 @@ def search(
         max_concurrent_trials=max_concurrent_trials,
         callbacks=[_event_callback(on_event, dirname)] if on_event else None,
     )
-    rows = []
+    rows = {}
     for result in results:
-        config = by_name[Path(result.path).name]
-        rows.append(_result_row(config, result, grid_keys))
-    table = pd.DataFrame(rows)
+        name = Path(result.path).name
+        rows[name] = _result_row(by_name[name], result, grid_keys)
+    for name, config in by_name.items():  # trials an interrupted search never started
+        rows.setdefault(name, {**_trial_columns(config, grid_keys), "trial": name, "status": "PENDING"})
+    table = pd.DataFrame(list(rows.values()))
     table = table[RESULT_COLUMNS[:3] + [k for k in grid_keys if k not in RESULT_COLUMNS]
                   + RESULT_COLUMNS[3:]].sort_values(["auction", "clones", "seed"])
     table.to_csv(output / "results.csv", index=False)
@@ -169,23 +171,19 @@ def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[
     from rllib_society.reporting import read_progress
     from rllib_society.training import write_trial_outputs
 
-    row: dict[str, Any] = {
-        "trial": Path(result.path).name, "auction": config.auction, "clones": config.clones,
-        "seed": config.seed, "path": result.path,
-        **{key: _value_of(config, key) for key in grid_keys},
-    }
+    row = {**_trial_columns(config, grid_keys), "trial": Path(result.path).name, "path": result.path}
     if result.error is not None:
         return {**row, "status": "ERROR", "error": error_message(result.error)}
     progress_file = Path(result.path) / "result.json"
     if not progress_file.exists():
-        return {**row, "status": "NOT_RUN", "error": "no results"}
+        return {**row, "status": "PENDING"}
     wall_seconds = float(result.metrics.get("time_total_s", 0.0))
     summary = write_trial_outputs(config, result, Path(result.path), wall_seconds)
     progress = read_progress(progress_file)
     return {
         **row,
         # Tune marks the last result of a trial that met its stop criteria; an interrupted
-        # search leaves the others unfinished until --resume.
+        # search leaves the others UNFINISHED (or PENDING) until --resume.
         "status": "TERMINATED" if result.metrics.get("done") else "UNFINISHED",
         "env_steps": summary["env_steps"],
         "iterations": summary["iterations"],
@@ -207,6 +205,11 @@ def error_message(error: BaseException) -> str:
     return (described or lines or [repr(error)])[-1]
 
 
+def _trial_columns(config: ExperimentConfig, grid_keys: list[str]) -> dict[str, Any]:
+    return {"auction": config.auction, "clones": config.clones, "seed": config.seed,
+            **{key: _value_of(config, key) for key in grid_keys}}
+
+
 def summarize(table: pd.DataFrame, group_keys: list[str]) -> str:
     """A markdown table grouped by `group_keys`: trials, failures, how many reached the target,
     and each metric's mean ± std over seeds."""
@@ -218,7 +221,8 @@ def summarize(table: pd.DataFrame, group_keys: list[str]) -> str:
         key = key if isinstance(key, tuple) else (key,)
         ok = group[group["status"] == "TERMINATED"]
         reached = int(ok["steps_to_target"].notna().sum()) if "steps_to_target" in ok else 0
-        cells = [str(k) for k in key] + [str(len(group)), str(len(group) - len(ok)), f"{reached}/{len(group)}"]
+        failed = int((group["status"] == "ERROR").sum())
+        cells = [str(k) for k in key] + [str(len(group)), str(failed), f"{reached}/{len(group)}"]
         cells += [_mean_std(ok[m]) for m in SUMMARY_METRICS]
         cells.append(_mean_std(ok["wall_seconds"], digits=0))
         lines.append("| " + " | ".join(cells) + " |")
