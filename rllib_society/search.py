@@ -151,8 +151,8 @@ def search(
     for name, config in by_name.items():  # trials an interrupted search never started
         rows.setdefault(name, {**_trial_columns(config, grid_keys), "trial": name, "status": "PENDING"})
     table = pd.DataFrame(list(rows.values()))
-    table = table[RESULT_COLUMNS[:3] + [k for k in grid_keys if k not in RESULT_COLUMNS]
-                  + RESULT_COLUMNS[3:]].sort_values(["auction", "clones", "seed"])
+    columns = RESULT_COLUMNS[:3] + [k for k in grid_keys if k not in RESULT_COLUMNS] + RESULT_COLUMNS[3:]
+    table = table.reindex(columns=columns).sort_values(["auction", "clones", "seed"])
     table.to_csv(output / "results.csv", index=False)
     group_keys = list(dict.fromkeys(["auction", "clones", *[k for k in grid_keys if k != "seed"]]))
     summary = summarize(table, group_keys)
