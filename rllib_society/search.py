@@ -223,7 +223,7 @@ def summarize(table: pd.DataFrame, group_keys: list[str]) -> str:
         reached = int(ok["steps_to_target"].notna().sum()) if "steps_to_target" in ok else 0
         failed = int((group["status"] == "ERROR").sum())
         cells = [str(k) for k in key] + [str(len(group)), str(failed), f"{reached}/{len(group)}"]
-        cells += [_mean_std(ok[m]) for m in SUMMARY_METRICS]
+        cells += [_mean_std(ok[m], digits=0 if m == "steps_to_target" else 3) for m in SUMMARY_METRICS]
         cells.append(_mean_std(ok["wall_seconds"], digits=0))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
