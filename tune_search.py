@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             if base.output is None:
                 base.output = str(Path("runs", f"search__{base.env.replace(':', '_')}__"
                                               f"{time.strftime('%Y%m%d-%H%M%S')}").resolve())
+        if args.max_concurrent_trials is not None and args.max_concurrent_trials < 1:
+            raise ValueError(f"--max-concurrent-trials={args.max_concurrent_trials} is not allowed; "
+                             "it must be >= 1 (or left out: as many as the CPUs allow).")
         trials = expand_grid(base, grid, num_samples)  # validates every trial before Ray starts
     except ValueError as error:
         parser.error(str(error))

@@ -131,11 +131,11 @@ def search(
     saved = {"config": base.to_dict(), "grid": grid, "num_samples": num_samples}
     output = prepare_output(base, resume, saved, SEARCH_FILE)
     grid_keys = list(grid)
-    by_seed = {config.seed: config for config in variants}
     by_name = {trial_name(config, grid_keys): config for config in variants}
+    name_of_seed = {config.seed: name for name, config in by_name.items()}  # seeds are unique
 
     def dirname(trial) -> str:
-        return trial_name(by_seed[trial.config[SOCIETY_KEY]["seed"]], grid_keys)
+        return name_of_seed[trial.config[SOCIETY_KEY]["seed"]]
 
     param_space = {SOCIETY_KEY: tune.grid_search([trial_param_space(c)[SOCIETY_KEY] for c in variants])}
     started = time.time()
@@ -168,7 +168,6 @@ def search(
 def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[str, Any]:
     """One results.csv row; trials with results also get their own summary.json, progress.csv
     and bids.png in their folder."""
-    from rllib_society.reporting import read_progress
     from rllib_society.training import write_trial_outputs
 
     row = {**_trial_columns(config, grid_keys), "trial": Path(result.path).name, "path": result.path}
@@ -178,8 +177,7 @@ def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[
     if not progress_file.exists():
         return {**row, "status": "PENDING"}
     wall_seconds = float(result.metrics.get("time_total_s", 0.0))
-    summary = write_trial_outputs(config, result, Path(result.path), wall_seconds)
-    progress = read_progress(progress_file)
+    summary, progress = write_trial_outputs(config, result, Path(result.path), wall_seconds)
     return {
         **row,
         # Tune marks the last result of a trial that met its stop criteria; an interrupted

@@ -11,11 +11,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from rllib_society.config import ExperimentConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -153,16 +156,16 @@ def train(
     result = results[0]
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
-    summary = write_trial_outputs(config, result, output, time.time() - started)
+    summary, _ = write_trial_outputs(config, result, output, time.time() - started)
     summary["output"] = str(output)
     return summary
 
 
 def write_trial_outputs(
     config: ExperimentConfig, result, folder: Path, wall_seconds: float
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Writes a finished trial's ``summary.json``, ``progress.csv`` and ``bids.png`` into
-    `folder` and returns the summary."""
+    `folder`; returns the summary and the progress table (one row per iteration)."""
     from rllib_society.evaluation import q_star
     from rllib_society.reporting import (
         build_summary, plot_bids, read_progress, steps_to_target, write_summary,
@@ -180,7 +183,7 @@ def write_trial_outputs(
     title = f"{config.env}, {config.auction}, {config.clones} clone(s)"
     if plot_bids(progress, q_values, folder / "bids.png", title):
         summary["bids_plot"] = str(folder / "bids.png")
-    return summary
+    return summary, progress
 
 
 def _result_callback(on_result: Callable[[dict[str, Any]], None]):

@@ -71,6 +71,7 @@ def test_bad_grid_values_are_named(grid, message):
         (["--clones", "0", "2"], "clones=0 is not allowed"),
         (["--grid", "gamm=0.9,0.99"], "unknown config key 'gamm'. Did you mean gamma"),
         (["--grid", "lr"], "--grid expects key=value1,value2"),
+        (["--max-concurrent-trials", "0"], "--max-concurrent-trials=0 is not allowed"),
         (["--resume", "--output", "/nonexistent/search"], "search.yaml does not exist"),
     ],
 )
