@@ -126,8 +126,13 @@ def test_tiny_search_summary_and_plots(tiny_search):
     summary = (output / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "auction" not in line]
     assert len(rows) == 4  # v/ccv x 1/2 clones
+    from matplotlib import colors, image
+
     for name in ("learning_curves.png", "bid_error.png"):
-        assert (output / name).stat().st_size > 15_000, name
+        pixels = image.imread(output / name)[..., :3].reshape(-1, 3)
+        for color in ("C0", "C1"):  # one series per auction (ccv, v), in matplotlib's first colours
+            target = colors.to_rgb(color)
+            assert (abs(pixels - target).max(axis=1) < 0.02).sum() > 50, (name, color)
 
 
 def test_failed_trial_is_reported_and_others_finish(tmp_path):
