@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from rllib_society.cli import add_shared_flags, shared_overrides
-from rllib_society.config import load_config
+from rllib_society.config import ALGOS, load_config
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -35,6 +35,8 @@ def make_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_shared_flags(parser, DEFAULT_CONFIG)
+    parser.add_argument("--algo", choices=ALGOS, help="society, or the monolithic PPO baseline over the "
+                        "same primitives (config key: algo)")
     parser.add_argument("--auction", choices=AUCTIONS, help="auction (config key: auction)")
     parser.add_argument("--clones", type=int, help="agent ids per primitive (config key: clones)")
     parser.add_argument("--dropout", type=float, help="agent dropout probability (config key: dropout)")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {
         **shared_overrides(args),
-        **{key: getattr(args, key) for key in ("auction", "clones", "dropout", "checkpoint_at_end")},
+        **{key: getattr(args, key) for key in ("algo", "auction", "clones", "dropout", "checkpoint_at_end")},
     }
     try:
         if args.resume:
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config.output = str(config.output_dir())  # resolve the default (timestamped) folder once
     output = config.output_dir()
-    print(f"Training a society on {config.env} ({config.auction}, {config.clones} clone(s)) "
+    what = (f"a society on {config.env} ({config.auction}, {config.clones} clone(s))"
+            if config.algo == "society" else f"monolithic PPO on {config.env}")
+    print(f"Training {what} "
           f"for {config.stop_timesteps:,} env steps; output: {output}", flush=True)
     summary = train(config, resume=args.resume, on_result=lambda r: print(progress_line(r), flush=True))
     print()

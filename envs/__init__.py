@@ -1,4 +1,4 @@
-"""The project's toy MDPs; importing this package registers their gymnasium ids (time limits
+"""The project's envs (toy MDPs and Mental Rotation); importing this package registers their gymnasium ids (time limits
 are gymnasium TimeLimit truncations). `ENV_IDS` lists the ids."""
 
 import gymnasium as gym
@@ -8,6 +8,7 @@ _SPECS: dict[str, tuple[str, int | None]] = {
     "Bandit-v0": ("envs.bandit:BanditEnv", None),
     "Chain-v0": ("envs.chain:ChainEnv", 20),
     "Duality-v0": ("envs.duality:DualityEnv", 10),
+    "MentalRotation-v0": ("envs.mental_rotation:MentalRotationEnv", None),
 }
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)
 

@@ -3,17 +3,19 @@ that applies it per trial."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_society.bidder import BidderCatalog
-from rllib_society.callbacks import SocietyMetricsCallback
+from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from rllib_society.config import ExperimentConfig
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOTorchLearner
-from rllib_society.society_env import SocietyEnv, make_base_env, module_id_of
+from rllib_society.society_env import BaseEnv, SocietyEnv, make_base_env, module_id_of
 
 
 def primitive_module_ids(config: ExperimentConfig) -> list[str]:
@@ -26,6 +28,14 @@ def primitive_module_ids(config: ExperimentConfig) -> list[str]:
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:
+    """RLlib's `PPOConfig` for `config.algo`: the society (`society_ppo_config`) or the
+    monolithic baseline (`monolithic_ppo_config`)."""
+    if config.algo == "monolithic":
+        return monolithic_ppo_config(config)
+    return society_ppo_config(config)
+
+
+def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
     """Multi-agent PPO over `SocietyEnv`: one Beta-bidder module per primitive, clones mapped to
     it, exact auction utilities through `SocietyPPOTorchLearner`.
 
@@ -33,7 +43,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
     utility already contains the discounted lookahead (advantage = u_t - V(s_t)).
     """
     module_ids = primitive_module_ids(config)
-    return (
+    algo_config = (
         PPOConfig()
         # Bids are Beta samples in [0, 1] already: no action rescaling or clipping.
         .environment(
@@ -45,11 +55,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
             rl_module_spec=MultiRLModuleSpec(
                 rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids}
             ),
-            model_config=DefaultModelConfig(
-                fcnet_hiddens=list(config.fcnet_hiddens),
-                fcnet_activation=config.fcnet_activation,
-                vf_share_layers=False,
-            ),
+            model_config=model_config(config),
         )
         .learners(
             learner_class=SocietyPPOTorchLearner,
@@ -58,17 +64,57 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
                 "standardize_advantages": config.standardize_advantages,
             },
         )
+        .env_runners(env_runner_cls=SocietyEnvRunner)
+        .training(gamma=0.0, lambda_=1.0)
+        .callbacks(SocietyMetricsCallback)
+    )
+    return _shared_settings(algo_config, config)
+
+
+def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
+    """Single-agent PPO whose actions are the primitives (the wrapped env's own actions), with
+    the same networks, batch, budget and PPO settings as the society: the paper's baseline.
+    Discrete states are one-hot encoded as for the bidders (RLlib's FlattenObservations)."""
+    env = make_base_env(config.env, config.env_config)
+    one_hot = isinstance(env.observation_space, gym.spaces.Discrete)
+    env.close()
+    algo_config = (
+        PPOConfig()
+        .environment(BaseEnv, env_config={"env": config.env, "env_config": config.env_config,
+                                          "eval_episodes": config.eval_episodes})
+        .rl_module(model_config=model_config(config))
+        .env_runners(env_to_module_connector=(
+            (lambda env, spaces, device: FlattenObservations()) if one_hot else None))
+        .training(gamma=config.gamma)
+        .callbacks(MonolithicMetricsCallback)
+    )
+    return _shared_settings(algo_config, config)
+
+
+def model_config(config: ExperimentConfig) -> DefaultModelConfig:
+    """RLlib's default networks: an MLP on vectors, a CNN (`conv_filters`) on images."""
+    return DefaultModelConfig(
+        fcnet_hiddens=list(config.fcnet_hiddens),
+        fcnet_activation=config.fcnet_activation,
+        conv_filters=config.conv_filters,
+        head_fcnet_hiddens=list(config.head_fcnet_hiddens),
+        vf_share_layers=config.vf_share_layers,
+    )
+
+
+def _shared_settings(algo_config: PPOConfig, config: ExperimentConfig) -> PPOConfig:
+    """What the society and the baseline share: sampling, PPO's update, restarts, seed."""
+    return (
+        algo_config
         .env_runners(
-            env_runner_cls=SocietyEnvRunner,
             num_env_runners=config.num_env_runners,
             num_envs_per_env_runner=config.num_envs_per_env_runner,
             num_cpus_per_env_runner=config.num_cpus_per_env_runner,
-            # Chunks cut mid-episode are fine: the connector masks their unknowable last auction.
+            # Society chunks cut mid-episode are fine: the utility connector masks their last
+            # auction, whose utility needs the next chunk's bids.
             batch_mode="truncate_episodes",
         )
         .training(
-            gamma=0.0,
-            lambda_=1.0,
             lr=config.lr,
             entropy_coeff=config.entropy_coeff,
             clip_param=config.clip_param,
@@ -82,7 +128,6 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
             restart_failed_env_runners=True,
             delay_between_env_runner_restarts_s=config.env_runner_restart_delay_s,
         )
-        .callbacks(SocietyMetricsCallback)
         .debugging(seed=config.seed)
     )
 

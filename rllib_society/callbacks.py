@@ -1,14 +1,22 @@
-"""RLlib callback that reports what the society does, through RLlib's MetricsLogger (so the
-numbers reach Tune's TensorBoard and CSV loggers): env return, win frequency, mean bid and mean
-utility per primitive, and, after each iteration, a greedy evaluation with the bid error vs Q*."""
+"""RLlib callbacks that report what the society (or the monolithic baseline) does, through
+RLlib's MetricsLogger (so the numbers reach Tune's TensorBoard and CSV loggers): env return, win
+frequency, mean bid and mean utility per primitive, and, after each iteration, a greedy
+evaluation: the bid error vs Q* on tabular envs, the held-out test accuracy on envs with test
+episodes (Mental Rotation). Both report under the same ``society/...`` keys."""
 
 from __future__ import annotations
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO
+from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, BaseEnv
+from rllib_society.transform_evaluation import (
+    evaluate_on_test,
+    policy_chooser,
+    society_chooser,
+    test_env,
+)
 
 #: Top-level key of the society's metrics in results (``society/...`` in TensorBoard).
 SOCIETY = "society"
@@ -24,6 +32,7 @@ class SocietyMetricsCallback(RLlibCallback):
         # Built once per society config, not every iteration.
         self._eval_config = None
         self._eval_env = None
+        self._test_env = None
         self._q_star = None
 
     @override(RLlibCallback)
@@ -48,9 +57,13 @@ class SocietyMetricsCallback(RLlibCallback):
         society_config = dict(algorithm.config.env_config)
         if self._eval_config != society_config:
             self._eval_config = society_config
-            self._eval_env = evaluation_env(society_config)
+            self._test_env = test_env(society_config["env"], society_config["env_config"])
+            self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = bid_range_q_star(society_config)
         modules = {m: algorithm.get_module(m) for m in sorted(algorithm.config.policies, key=_index)}
+        if self._test_env is not None:
+            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(modules), society_config)
+            return
         evaluation = evaluate(
             modules, self._eval_env, episodes=society_config["eval_episodes"],
             seed=algorithm.config.seed, q_values=self._q_star,
@@ -59,6 +72,42 @@ class SocietyMetricsCallback(RLlibCallback):
         if mean_bids is not None:
             evaluation["greedy_bid"] = {f"s{s}": bids for s, bids in mean_bids.items()}
         result[SOCIETY] = evaluation
+
+
+class MonolithicMetricsCallback(RLlibCallback):
+    """The baseline's env return per episode, and after each iteration its greedy (most likely
+    action) evaluation, under the society's metric keys so runs compare column by column."""
+
+    def __init__(self):
+        super().__init__()
+        self._eval_config = None
+        self._eval_env = None
+        self._test_env = None
+
+    @override(RLlibCallback)
+    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+        for key, value in (("env_return", episode.get_return()), ("env_steps_per_episode", len(episode))):
+            metrics_logger.log_value((SOCIETY, key), float(value), reduce="mean", window=SMOOTHING_EPISODES)
+
+    @override(RLlibCallback)
+    def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
+        env_config = dict(algorithm.config.env_config)
+        if self._eval_config != env_config:
+            self._eval_config = env_config
+            self._test_env = test_env(env_config["env"], env_config["env_config"])
+            self._eval_env = None if self._test_env else BaseEnv(env_config)
+        module = algorithm.get_module()
+        if self._test_env is not None:
+            result[SOCIETY] = _test_metrics(self._test_env, policy_chooser(module), env_config)
+        else:
+            result[SOCIETY] = evaluate_policy(
+                module, self._eval_env, env_config["eval_episodes"], seed=algorithm.config.seed)
+
+
+def _test_metrics(env, choose, config: dict) -> dict:
+    """Held-out accuracy of `eval_episodes` test episodes; the greedy return is the accuracy."""
+    metrics, _ = evaluate_on_test(env, choose, count=config["eval_episodes"])
+    return {**metrics, "greedy_return": metrics["test_accuracy"], "greedy_length": float(env.steps)}
 
 
 def _index(module_id: str) -> int:

@@ -40,6 +40,8 @@ def _load_yaml(text: str):
 
 #: What agent dropout removes together: one agent id, or a primitive with all its clones.
 DROPOUT_UNITS = ("agent", "primitive")
+#: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
+ALGOS = ("society", "monolithic")
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
@@ -54,6 +56,11 @@ class ExperimentConfig:
     """gymnasium id of the wrapped env (Discrete actions), or ``module:EnvId``."""
     env_config: dict = field(default_factory=dict)
     """Constructor arguments of the env (``--set env_config.<name>=<value>``)."""
+
+    # What trains
+    algo: str = "society"
+    """"society" (bidders in an auction) or "monolithic" (one PPO policy whose actions are the
+    primitives: the paper's baseline; the society keys below are then unused)."""
 
     # Society (spec sections 1-2)
     auction: str = "ccv"
@@ -74,6 +81,12 @@ class ExperimentConfig:
     # Bidder networks (RLlib's default PPO module with Beta bids)
     fcnet_hiddens: list = field(default_factory=lambda: [16])
     fcnet_activation: str = "relu"
+    conv_filters: list | None = None
+    """CNN encoder for image observations, RLlib's [[channels, kernel, stride], ...]."""
+    head_fcnet_hiddens: list = field(default_factory=list)
+    """Hidden layers of the bid (policy) and value heads after the encoder."""
+    vf_share_layers: bool = False
+    """Value function shares the encoder (halves the CNN cost per step on images)."""
 
     # PPO (memoryless bidders: advantage = u_t - V(s_t))
     standardize_advantages: bool = True
@@ -227,6 +240,7 @@ def validate(config: ExperimentConfig) -> None:
         if not ok:
             raise ValueError(f"{name}={getattr(config, name)!r} is not allowed; {name} must be {allowed}.")
 
+    require(config.algo in ALGOS, "algo", f"one of {', '.join(ALGOS)}")
     require(config.auction in AUCTIONS, "auction", f"one of {', '.join(AUCTIONS)}")
     require(config.clones >= 1, "clones", "an integer >= 1")
     require(0.0 <= config.dropout < 1.0, "dropout", "in [0, 1)")
@@ -236,6 +250,10 @@ def validate(config: ExperimentConfig) -> None:
     require(config.fcnet_activation in ACTIVATIONS, "fcnet_activation", f"one of {', '.join(ACTIVATIONS)}")
     require(all(isinstance(h, int) and h > 0 for h in config.fcnet_hiddens), "fcnet_hiddens",
             "a list of positive integers")
+    require(all(isinstance(h, int) and h > 0 for h in config.head_fcnet_hiddens),
+            "head_fcnet_hiddens", "a list of positive integers")
+    require(config.conv_filters is None or _is_conv_filters(config.conv_filters), "conv_filters",
+            "None or a list of [channels, kernel, stride] with positive integers")
     require(_is_lr(config.lr), "lr", "a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
     for name in ("clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
                  "train_batch_size_per_learner", "num_envs_per_env_runner", "eval_episodes"):
@@ -259,6 +277,17 @@ def _is_lr(lr: float | list) -> bool:
         and points[0][0] == 0
         and all(isinstance(t, int) and isinstance(v, (int, float)) and v > 0 for t, v in points)
         and all(a[0] < b[0] for a, b in zip(points, points[1:]))
+    )
+
+
+def _is_conv_filters(filters: list) -> bool:
+    def positive(value) -> bool:
+        values = value if isinstance(value, list) else [value]
+        return all(isinstance(v, int) and v > 0 for v in values)
+
+    return len(filters) > 0 and all(
+        isinstance(layer, list) and len(layer) == 3 and all(positive(v) for v in layer)
+        for layer in filters
     )
 
 

@@ -73,6 +73,27 @@ def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | No
     raise RuntimeError(f"greedy episode did not end within {MAX_EVAL_STEPS} auction steps.")
 
 
+def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int | None = None) -> dict:
+    """Greedy return and length (env steps) of a single-agent policy taking its most likely
+    action; Discrete states are one-hot encoded, as RLlib's FlattenObservations does."""
+    returns, lengths = [], []
+    for episode in range(episodes):
+        state, _ = env.reset(seed=None if seed is None else seed + episode)
+        total, steps, done = 0.0, 0, False
+        while not done and steps < MAX_EVAL_STEPS:
+            obs = np.eye(env.observation_space.n)[state] if isinstance(
+                env.observation_space, gym.spaces.Discrete) else state
+            with torch.no_grad():
+                logits = module.forward_inference(
+                    {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]}
+                )[Columns.ACTION_DIST_INPUTS]
+            state, reward, terminated, truncated, _ = env.step(int(logits.argmax(-1)[0]))
+            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+    return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths))}
+
+
 def evaluation_env(society_config: dict[str, Any]) -> SocietyEnv:
     """The society every agent of which takes part (no dropout), for greedy evaluation."""
     return SocietyEnv({**society_config, "dropout": 0.0})

@@ -17,6 +17,8 @@ TIME = "time_total_s"
 ENV_RETURN = "env_runners/society/env_return"
 GREEDY_RETURN = "society/greedy_return"
 BID_ERROR = "society/bid_error"
+#: Held-out metrics of envs with test episodes (Mental Rotation), copied into summary.json.
+TEST_METRICS = ("test_accuracy", "floor_accuracy", "clean_accuracy", "inverse_rate")
 
 
 def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -77,6 +79,7 @@ def build_summary(
     mean_bids = last_result.get("society", {}).get("greedy_bid")
     summary: dict[str, Any] = {
         "env": config["env"],
+        "algo": config.get("algo", "society"),
         "auction": config["auction"],
         "clones": config["clones"],
         "seed": config["seed"],
@@ -87,6 +90,9 @@ def build_summary(
         "greedy_return": flat.get(GREEDY_RETURN),
         "greedy_length": flat.get("society/greedy_length"),
     }
+    for key in TEST_METRICS:
+        if f"society/{key}" in flat:
+            summary[key] = flat[f"society/{key}"]
     if mean_bids is not None:
         summary["mean_bids"] = {s[1:]: bids for s, bids in mean_bids.items()}
     if q_values is not None:
@@ -118,6 +124,7 @@ def results_table(summary: dict[str, Any]) -> str:
     """A short plain-text table of the summary's headline numbers."""
     rows = [
         ("env", summary["env"]),
+        ("algo", summary.get("algo", "society")),
         ("auction / clones", f"{summary['auction']} / {summary['clones']}"),
         ("env steps", f"{summary['env_steps']:,}"),
         ("wall seconds", summary["wall_seconds"]),
@@ -127,6 +134,8 @@ def results_table(summary: dict[str, Any]) -> str:
     ]
     if "bid_error" in summary:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
+    rows += [(f"{key.replace('_', ' ')} (held out)", _fmt(summary[key]))
+             for key in TEST_METRICS if key in summary]
     if summary.get("steps_to_target") is not None:
         rows.append(("env steps to target return", f"{summary['steps_to_target']:,}"))
     width = max(len(name) for name, _ in rows)

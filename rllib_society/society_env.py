@@ -51,6 +51,15 @@ def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
     return gym.make(env_id, **(env_config or {}))
 
 
+class BaseEnv(gym.Wrapper):
+    """The wrapped env alone, built from the same config keys as `SocietyEnv` (``env``,
+    ``env_config``): RLlib's single-agent env for the monolithic baseline."""
+
+    def __init__(self, config: dict | None = None):
+        config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
+        super().__init__(make_base_env(config["env"], config["env_config"]))
+
+
 def check_base_env(env: gym.Env, env_id: str) -> None:
     """Raises ValueError unless the env's spaces suit a society."""
     if not isinstance(env.action_space, gym.spaces.Discrete):

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 RAY_ENV_VARS = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
 #: Name of the trial folder inside a run's output folder.
 TRIAL_DIR = "trial"
+#: The grid of held-out test episodes (envs with test episodes), and how many rows it shows.
+TEST_EPISODES_PLOT = "test_episodes.png"
+TEST_EPISODES_SHOWN = 8
 #: Checkpoints kept per trial.
 CHECKPOINTS_TO_KEEP = 2
 #: The project folder, which Ray ships to a cluster's nodes; and what it leaves out.
@@ -164,8 +167,8 @@ def train(
 def write_trial_outputs(
     config: ExperimentConfig, result, folder: Path, wall_seconds: float
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Writes a finished trial's ``summary.json``, ``progress.csv`` and ``bids.png`` into
-    `folder`; returns the summary and the progress table (one row per iteration)."""
+    """Writes a finished trial's ``summary.json``, ``progress.csv``, ``bids.png`` (tabular envs)
+    and ``test_episodes.png`` (envs with test episodes) into `folder`; returns the summary and the progress table (one row per iteration)."""
     from rllib_society.evaluation import q_star
     from rllib_society.reporting import (
         build_summary, plot_bids, read_progress, steps_to_target, write_summary,
@@ -178,12 +181,31 @@ def write_trial_outputs(
         result.checkpoint.path if result.checkpoint else None,
     )
     summary["steps_to_target"] = steps_to_target(progress, config.target_return)
-    write_summary(summary, folder / "summary.json")
     progress.to_csv(folder / "progress.csv", index=False)
     title = f"{config.env}, {config.auction}, {config.clones} clone(s)"
     if plot_bids(progress, q_values, folder / "bids.png", title):
         summary["bids_plot"] = str(folder / "bids.png")
+    if result.checkpoint and plot_checkpoint_test_episodes(config, result.checkpoint.path, folder / TEST_EPISODES_PLOT):
+        summary["test_episodes_plot"] = str(folder / TEST_EPISODES_PLOT)
+    write_summary(summary, folder / "summary.json")
     return summary, progress
+
+
+def plot_checkpoint_test_episodes(config: ExperimentConfig, checkpoint: str, path: Path) -> bool:
+    """For envs with held-out test episodes: a grid of the trained society's (or baseline's)
+    greedy test episodes. Returns False for other envs."""
+    from rllib_society.transform_evaluation import (
+        checkpoint_chooser, evaluate_on_test, plot_test_episodes, test_env,
+    )
+
+    env = test_env(config.env, config.env_config)
+    if env is None:
+        return False
+    _, record = evaluate_on_test(env, checkpoint_chooser(checkpoint, config.algo), count=TEST_EPISODES_SHOWN)
+    names = [f"p{k} {name}" for k, name in enumerate(env.primitive_names)]
+    what = "monolithic PPO" if config.algo == "monolithic" else f"society ({config.auction}, {config.clones} clones)"
+    plot_test_episodes(record, names, path, count=TEST_EPISODES_SHOWN, title=f"{config.env}: {what}, held-out digits")
+    return True
 
 
 def _result_callback(on_result: Callable[[dict[str, Any]], None]):
