@@ -57,8 +57,11 @@ def progress_line(result: dict[str, Any]) -> str:
     )
     if BID_ERROR in flat:
         line += f" | bid_err {flat[BID_ERROR]:.3f}"
-    line += " | wins " + " ".join(f"{k} {v:.2f}" for k, v in wins.items())
-    line += " | bids " + " ".join(f"{k} {v:.2f}" for k, v in bids.items())
+    if "society/test_accuracy" in flat:
+        line += f" | inverse {flat['society/inverse_rate']:.2f}"
+    if wins:  # a society (the monolithic baseline has no auction)
+        line += " | wins " + " ".join(f"{k} {v:.2f}" for k, v in wins.items())
+        line += " | bids " + " ".join(f"{k} {v:.2f}" for k, v in bids.items())
     return line + f" | {flat.get(TIME, 0.0):6.1f} s"
 
 

@@ -27,8 +27,10 @@ Chooser = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray | None]]
 
 def test_env(env_id: str, env_config: dict) -> gym.Env | None:
     """The env on its held-out split, if it offers test episodes; else None."""
-    env = make_base_env(env_id, {**env_config, "split": "test"}).unwrapped
-    return env if hasattr(env, "test_episodes") else None
+    env = make_base_env(env_id, env_config)
+    has_test_split = hasattr(env.unwrapped, "test_episodes")
+    env.close()
+    return make_base_env(env_id, {**env_config, "split": "test"}).unwrapped if has_test_split else None
 
 
 def society_chooser(modules: dict[str, RLModule]) -> Chooser:

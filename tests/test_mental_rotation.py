@@ -3,12 +3,19 @@ the classifier's first-use training, and the 2-step episode and its reward."""
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import pytest
 import torch
 
 import envs  # noqa: F401
+from helpers import read_scalars, run_script
 from envs.digit_data import digit_size, load_split, on_canvas, read_idx, write_idx
 from envs.mental_rotation import (
     LIBRARY,
@@ -246,3 +253,30 @@ def test_a_larger_library_gives_a_larger_society():
 
     society = SocietyEnv({"env": "MentalRotation-v0", "env_config": {"num_primitives": 10}})
     assert society.num_primitives == 10 and len(society.possible_agents) == 20
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.parametrize("algo", ["society", "monolithic"])
+def test_run_py_reports_held_out_accuracy_and_draws_test_episodes(tmp_path, algo):
+    output = tmp_path / algo
+    done = run_script(
+        "run.py", "--config", "configs/mental_rotation.yaml", "--algo", algo,
+        "--stop-timesteps", "512", "--output", str(output),
+        "--set", "train_batch_size_per_learner=256", "--set", "eval_episodes=60",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["algo"] == algo and summary["env_steps"] >= 512
+    # 60 held-out digits: the floor (uncorrected) is low, the clean digits are read.
+    assert summary["floor_accuracy"] < 0.4 and summary["clean_accuracy"] >= 0.9
+    assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["inverse_rate"] <= 1
+    assert summary["greedy_return"] == summary["test_accuracy"]
+    assert "test accuracy (held out)" in done.stdout
+    scalars = read_scalars(output / "trial")
+    assert scalars["ray/tune/society/test_accuracy"][-1] == pytest.approx(summary["test_accuracy"])
+    assert len(scalars["ray/tune/society/floor_accuracy"]) == summary["iterations"]
+    grid = plt.imread(output / "test_episodes.png")
+    assert grid.shape[0] > 2 * grid.shape[1]  # 8 episodes, one per row: input and 2 steps
+    assert summary["test_episodes_plot"] == str(output / "test_episodes.png")
