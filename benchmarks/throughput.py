@@ -2,7 +2,8 @@
 
 For every setting (primitives x env runners x envs per runner) the script builds two algorithms
 on the same env with the same network, batch and PPO settings (from ``--config``): the society
-(``build_algo_config``) and single-agent PPO that picks the env action itself. It then measures
+(``society_ppo_config``) and single-agent PPO that picks the env action itself (the monolithic
+baseline, ``monolithic_ppo_config``). It then measures
 
 - ``sample_sps``: env steps per second of sampling alone (RLlib's `synchronous_parallel_sample`,
   what PPO calls each iteration), and
@@ -40,40 +41,6 @@ from rllib_society.config import load_config  # noqa: E402
 COLUMNS = ["env", "primitives", "agents", "env_runners", "envs_per_runner", "algo", "sample_sps",
            "train_sps", "sample_ratio", "train_ratio", "env_pct", "forward_pct", "connectors_pct",
            "learner_pct", "rest_pct"]
-
-
-def single_agent_algo(config):
-    """Plain PPO on the same env, net, batch and PPO settings (gamma 0.99: it acts, not bids)."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.connectors.env_to_module import FlattenObservations
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-    from ray.tune.registry import register_env
-
-    def make_env(env_config):
-        import envs  # noqa: F401  (registers the ids in this worker)
-        from rllib_society.society_env import make_base_env
-
-        return make_base_env(env_config["env"], env_config["env_config"])
-
-    register_env("single_agent_base_env", make_env)
-    return (
-        PPOConfig()
-        .environment("single_agent_base_env", env_config={"env": config.env, "env_config": config.env_config})
-        # RLlib's FlattenObservations connector one-hot encodes the Discrete states, as the
-        # society does for its bidders.
-        .env_runners(env_to_module_connector=lambda env, spaces, device: FlattenObservations(),
-                     num_env_runners=config.num_env_runners,
-                     num_envs_per_env_runner=config.num_envs_per_env_runner,
-                     num_cpus_per_env_runner=config.num_cpus_per_env_runner,
-                     batch_mode="truncate_episodes")
-        .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(config.fcnet_hiddens),
-                                                   fcnet_activation=config.fcnet_activation,
-                                                   vf_share_layers=False))
-        .training(lr=config.lr, num_epochs=config.num_epochs, minibatch_size=config.minibatch_size,
-                  train_batch_size_per_learner=config.train_batch_size_per_learner)
-        .debugging(seed=config.seed)
-        .build_algo()
-    )
 
 
 def measure(algo, config, iterations: int) -> dict:
@@ -137,7 +104,9 @@ def main(argv=None) -> int:
 
     import ray
 
-    from rllib_society.algo_config import build_algo_config, primitive_module_ids
+    from rllib_society.algo_config import (
+        monolithic_ppo_config, primitive_module_ids, society_ppo_config,
+    )
     from rllib_society.training import init_ray
 
     init_ray()
@@ -150,8 +119,8 @@ def main(argv=None) -> int:
         if runners:  # two runners share this machine's cores with the driver
             config.num_cpus_per_env_runner = min(config.num_cpus_per_env_runner, 1.0 / runners)
         measured = {}
-        for name, build in (("society", lambda: build_algo_config(config).build_algo()),
-                            ("single-agent PPO", lambda: single_agent_algo(config))):
+        for name, build in (("society", lambda: society_ppo_config(config).build_algo()),
+                            ("single-agent PPO", lambda: monolithic_ppo_config(config).build_algo())):
             algo = build()
             measured[name] = measure(algo, config, args.iterations)
             algo.stop()

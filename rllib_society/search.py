@@ -29,10 +29,11 @@ RUN_LEVEL_KEYS = ("stop_timesteps", "stop_iters", "stop_reward", "checkpoint_fre
                   "checkpoint_at_end", "output", "address", "storage_path", "seed")
 #: Columns of results.csv before the grid keys' own.
 RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
-                  "final_return", "best_return", "greedy_return", "bid_error", "steps_to_target",
-                  "wall_seconds", "error", "path"]
+                  "final_return", "best_return", "greedy_return", "bid_error", "inverse_rate",
+                  "steps_to_target", "wall_seconds", "error", "path"]
 #: Metrics summary.md aggregates over seeds.
-SUMMARY_METRICS = ["greedy_return", "bid_error", "steps_to_target", "final_return", "best_return"]
+SUMMARY_METRICS = ["greedy_return", "bid_error", "inverse_rate", "steps_to_target", "final_return",
+                   "best_return"]
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -189,6 +190,7 @@ def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[
         "best_return": float(progress[ENV_RETURN].max()) if ENV_RETURN in progress else None,
         "greedy_return": summary["greedy_return"],
         "bid_error": summary.get("bid_error"),
+        "inverse_rate": summary.get("inverse_rate"),  # envs with test episodes (Mental Rotation)
         "steps_to_target": summary["steps_to_target"],
         "wall_seconds": summary["wall_seconds"],
         "error": "",
