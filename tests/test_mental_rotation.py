@@ -163,6 +163,17 @@ def test_mnist_loader_names_the_missing_file(tmp_path):
         load_split("mnist", "test", 64, str(tmp_path))
 
 
+def test_the_env_runs_on_mnist_files_with_its_own_classifier(tmp_path, capsys):
+    write_fake_mnist(tmp_path)
+    env = MentalRotationEnv(data="mnist", mnist_dir=str(tmp_path), canvas=64,
+                            classifier_path=str(tmp_path / "mnist_classifier.pt"))
+    assert "training one" in capsys.readouterr().err and (tmp_path / "mnist_classifier.pt").is_file()
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (64, 64, 1) and 0 <= info["index"] < 6
+    env.step(0)
+    assert env.step(1)[2]  # terminated after 2 steps
+
+
 def test_digits_train_and_test_splits_are_disjoint_and_cover_the_dataset():
     train, test = load_split("digits", "train", CANVAS), load_split("digits", "test", CANVAS)
     assert len(train) + len(test) == 1797 and len(test) == 359
