@@ -15,16 +15,14 @@ from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCal
 from rllib_society.config import ExperimentConfig
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOTorchLearner
-from rllib_society.society_env import BaseEnv, SocietyEnv, make_base_env, module_id_of
+from rllib_society.society_env import (
+    BaseEnv, SocietyEnv, count_primitives, make_base_env, module_id_of,
+)
 
 
 def primitive_module_ids(config: ExperimentConfig) -> list[str]:
-    """One RLlib module per primitive (env action): ``p0``, ``p1``, ..."""
-    env = make_base_env(config.env, config.env_config)
-    try:
-        return [f"p{k}" for k in range(int(env.action_space.n))]
-    finally:
-        env.close()
+    """One RLlib module per primitive (env action or option): ``p0``, ``p1``, ..."""
+    return [f"p{k}" for k in range(count_primitives(config.society_config()))]
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:

@@ -77,6 +77,13 @@ class ExperimentConfig:
     """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
     reward_scale: float = 1.0
     """Env rewards are multiplied by this before the auction; returns stay in env units."""
+    options: list = field(default_factory=list)
+    """Pre-trained options as the primitives (RLlib checkpoints of single-agent policies), in
+    place of the env's actions; each runs until it emits `option_done_action`."""
+    option_done_action: int | None = None
+    """The env action with which an option says it is done (MiniGrid's done: 6)."""
+    option_max_steps: int | None = None
+    """Optional cap on one option's env steps (else the env's time limit ends it)."""
 
     # Bidder networks (RLlib's default PPO module with Beta bids)
     fcnet_hiddens: list = field(default_factory=lambda: [16])
@@ -145,6 +152,9 @@ class ExperimentConfig:
             "gamma": self.gamma,
             "reward_scale": self.reward_scale,
             "eval_episodes": self.eval_episodes,
+            "options": list(self.options),
+            "option_done_action": self.option_done_action,
+            "option_max_steps": self.option_max_steps,
         }
 
     def output_dir(self) -> Path:
@@ -265,6 +275,12 @@ def validate(config: ExperimentConfig) -> None:
     require(config.stop_iters is None or config.stop_iters > 0, "stop_iters", "None or > 0")
     require(config.minibatch_size <= config.train_batch_size_per_learner, "minibatch_size",
             f"<= train_batch_size_per_learner ({config.train_batch_size_per_learner})")
+    if config.options:
+        missing = [p for p in config.options if not Path(p).expanduser().exists()]
+        require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
+        require(config.option_done_action is not None, "option_done_action",
+                "the env action with which an option says done (MiniGrid: 6)")
+    require(config.option_max_steps is None or config.option_max_steps > 0, "option_max_steps", "None or > 0")
     check_env(config.env, config.env_config)
 
 

@@ -17,6 +17,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
 from rllib_society.auction import clear_auctions, episode_utilities
+from rllib_society.options import load_option_policy, run_option
 
 #: Key of the auction record in each agent's info dict.
 AUCTION_INFO = "auction"
@@ -33,6 +34,9 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "gamma": 0.99,
     "reward_scale": 1.0,
     "eval_episodes": 1,
+    "options": [],
+    "option_done_action": None,
+    "option_max_steps": None,
 }
 
 
@@ -58,6 +62,17 @@ class BaseEnv(gym.Wrapper):
     def __init__(self, config: dict | None = None):
         config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
         super().__init__(make_base_env(config["env"], config["env_config"]))
+
+
+def count_primitives(society_config: dict[str, Any]) -> int:
+    """How many primitives a society has: its options, else its env's actions."""
+    if society_config.get("options"):
+        return len(society_config["options"])
+    env = make_base_env(society_config["env"], society_config["env_config"])
+    try:
+        return int(env.action_space.n)
+    finally:
+        env.close()
 
 
 def check_base_env(env: gym.Env, env_id: str) -> None:
@@ -87,6 +102,10 @@ class SocietyEnv(MultiAgentEnv):
         gamma: the society's discount, applied inside the utilities.
         reward_scale: env rewards are multiplied by it before the auction.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
+        options: pre-trained options as the primitives instead of the env's actions: RLlib
+            checkpoints of single-agent policies (or objects with ``act(obs) -> action``).
+        option_done_action: the env action with which an option says it is done.
+        option_max_steps: optional cap on one option's env steps (else the env's time limit).
 
     Observations are the wrapped env's state (Discrete states one-hot); each action is a bid,
     a float in [0, 1].
@@ -97,7 +116,8 @@ class SocietyEnv(MultiAgentEnv):
         self.config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
         self.base_env = make_base_env(self.config["env"], self.config["env_config"])
         check_base_env(self.base_env, self.config["env"])
-        self.num_primitives = int(self.base_env.action_space.n)
+        self.options = [o if hasattr(o, "act") else load_option_policy(o) for o in self.config["options"]]
+        self.num_primitives = len(self.options) or int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
         self.possible_agents = [
             agent_id(k, c) for k in range(self.num_primitives) for c in range(self.clones)
@@ -166,11 +186,18 @@ class SocietyEnv(MultiAgentEnv):
         )
 
     def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
-        """Applies the winning primitive: one env action here (options override this).
+        """Applies the winning primitive: one env action, or a whole option (`run_option`).
 
         Returns:
-            (next state, env reward, discount gamma ** env steps, terminated, truncated).
+            (next state, reward (an option's discounted return), discount gamma ** env steps,
+            terminated, truncated).
         """
+        if self.options:
+            done = run_option(self.base_env, self.state, self.options[primitive],
+                              self.config["option_done_action"], self.config["gamma"],
+                              self.config["option_max_steps"])
+            self._env_steps += done.length
+            return done.state, done.reward, done.discount, done.terminated, done.truncated
         state, reward, terminated, truncated, _ = self.base_env.step(primitive)
         self._env_steps += 1
         return state, float(reward), self.config["gamma"], terminated, truncated

@@ -1,0 +1,93 @@
+"""Pre-trained options as primitives (spec sections 1 and 4, TwoRooms): a frozen policy that,
+when its primitive wins an auction, acts on the env until it emits its ``done`` action, the env
+ends, or the step budget is spent. Winning an option is one auction step; its reward is the
+discounted env return of its steps, sum_k gamma^k r_k, and its discount is gamma^L for L steps,
+exactly what `auction.episode_utilities` expects per auction step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Policy(Protocol):
+    def act(self, observation: np.ndarray) -> int: ...
+
+
+@dataclass
+class OptionResult:
+    """What one option execution did: the state it handed back and its auction-step bookkeeping."""
+
+    state: Any
+    reward: float
+    """sum_k gamma^k r_k over its env steps."""
+    discount: float
+    """gamma ** length."""
+    length: int
+    terminated: bool
+    truncated: bool
+
+
+def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma: float,
+               max_steps: int | None = None) -> OptionResult:
+    """Runs `policy` on `env` from `state` until it emits `done_action` (which the env still
+    receives: saying done can be the env's success), the env terminates or truncates, or
+    `max_steps` env steps are spent."""
+    reward, discount, length = 0.0, 1.0, 0
+    terminated = truncated = False
+    while True:
+        action = policy.act(state)
+        state, env_reward, terminated, truncated, _ = env.step(action)
+        reward += discount * float(env_reward)
+        discount *= gamma
+        length += 1
+        if terminated or truncated or action == done_action or length == max_steps:
+            return OptionResult(state, reward, discount, length, terminated, truncated)
+
+
+class ModulePolicy:
+    """A frozen RLlib RLModule acting greedily (its most likely action)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def act(self, observation: np.ndarray) -> int:
+        import torch
+        from ray.rllib.core.columns import Columns
+
+        with torch.no_grad():
+            batch = {Columns.OBS: torch.as_tensor(np.asarray(observation, dtype=np.float32))[None]}
+            logits = self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+        return int(logits.argmax(-1)[0])
+
+
+def module_folder(checkpoint: str | Path) -> Path:
+    """The single-agent RLModule inside an RLlib algorithm checkpoint (or a module folder)."""
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
+
+    path = Path(checkpoint).expanduser()
+    nested = path / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
+    if nested.is_dir():
+        modules = [p for p in nested.iterdir() if p.is_dir()]
+        if len(modules) != 1:
+            raise ValueError(f"option checkpoint {path} holds {len(modules)} modules; an option "
+                             f"needs a single-agent checkpoint (one module).")
+        return modules[0]
+    if (path / "module_state.pkl").exists() or (path / "module_state.pt").exists():
+        return path
+    raise ValueError(f"option checkpoint {str(path)!r} is neither an RLlib algorithm checkpoint "
+                     f"nor an RLModule folder.")
+
+
+def load_option_policy(checkpoint: str | Path) -> ModulePolicy:
+    """The frozen greedy policy of a pre-trained single-agent PPO checkpoint."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    module = RLModule.from_checkpoint(module_folder(checkpoint))
+    module.eval()
+    return ModulePolicy(module)

@@ -1,0 +1,95 @@
+"""Options as primitives: one auction step runs a frozen policy for several env steps, with the
+spec's reward (discounted return of its steps) and discount (gamma ** length), which the auction
+utilities then use exactly as `episode_utilities` defines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.two_rooms import HORIZON
+from rllib_society.auction import episode_utilities
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv
+
+LEFT, RIGHT, FORWARD, TOGGLE, DONE = 0, 1, 2, 5, 6
+GAMMA = 0.9
+
+
+class Scripted:
+    """A policy that plays a fixed list of actions (and repeats the last)."""
+
+    def __init__(self, actions):
+        self.actions, self.t = list(actions), 0
+
+    def act(self, observation):
+        action = self.actions[min(self.t, len(self.actions) - 1)]
+        self.t += 1
+        return action
+
+
+def society(task: str, options, **config):
+    env = SocietyEnv({
+        "env": f"TwoRooms-{task}-v0", "env_config": {"agent_pos": (3, 2), "agent_dir": 0},
+        "options": options, "option_done_action": DONE, "gamma": GAMMA, "clones": 2, **config,
+    })
+    env.reset(seed=0)
+    return env
+
+
+def bid(env, bids_per_primitive):
+    """One auction with each primitive's clones bidding the given bid and 0.01 less."""
+    actions = {f"p{k}_c{c}": np.array([b - 0.01 * c]) for k, b in enumerate(bids_per_primitive) for c in range(2)}
+    observations, rewards, terminated, truncated, infos = env.step(actions)
+    return rewards, terminated["__all__"], truncated["__all__"], infos["p0_c0"][AUCTION_INFO]
+
+
+def test_an_option_is_one_auction_step_with_discounted_reward_and_discount_gamma_to_the_length():
+    red = Scripted([TOGGLE, FORWARD, FORWARD, DONE])          # ends in room 2: 4 env steps
+    green = Scripted([FORWARD, FORWARD, LEFT, FORWARD, DONE])  # then done on green: 5 steps
+    env = society("Pretrain", [red, green, Scripted([DONE])])
+    assert env.num_primitives == 3 and len(env.possible_agents) == 6
+
+    _, terminated, _, first = bid(env, [0.7, 0.5, 0.2])
+    assert first["winner"] == 0 and not terminated
+    assert first["reward"] == 0.0 and first["discount"] == pytest.approx(GAMMA ** 4)
+    assert env._env_steps == 4 and tuple(env.base_env.unwrapped.agent_pos) == (5, 2)
+
+    _, terminated, _, second = bid(env, [0.3, 0.8, 0.2])
+    assert second["winner"] == 2 and terminated  # p1_c0 is agent index 2
+    success = 1 - 0.9 * 9 / HORIZON  # the env's reward at its 9th step, the option's 5th
+    assert second["reward"] == pytest.approx(GAMMA ** 4 * success)
+    assert second["discount"] == pytest.approx(GAMMA ** 5)
+    summary = second[EPISODE_INFO]
+    assert (summary["env_steps"], summary["auction_steps"]) == (9, 2)
+
+    # The winners' utilities (ccv), by hand: prices are the runner-up bids (the twins' 0.69, 0.79).
+    bids = np.array([[0.7, 0.69, 0.5, 0.49, 0.2, 0.19], [0.3, 0.29, 0.8, 0.79, 0.2, 0.19]])
+    utilities = episode_utilities(bids, [first["reward"], second["reward"]],
+                                  [first["discount"], second["discount"]], "ccv")
+    assert utilities[0, 0] == pytest.approx(0.0 + GAMMA ** 4 * 0.79 - 0.69)
+    assert utilities[1, 2] == pytest.approx(GAMMA ** 4 * success + 0.0 - 0.79)
+
+
+def test_an_option_that_never_says_done_runs_until_the_time_limit():
+    spin = Scripted([LEFT])
+    env = society("Pretrain", [spin, Scripted([DONE])])
+    _, terminated, truncated, record = bid(env, [0.9, 0.1])
+    assert truncated and not terminated
+    assert env._env_steps == HORIZON and record["discount"] == pytest.approx(GAMMA ** HORIZON)
+
+
+def test_option_max_steps_caps_one_option():
+    env = society("Pretrain", [Scripted([LEFT]), Scripted([DONE])], option_max_steps=7)
+    _, terminated, truncated, record = bid(env, [0.9, 0.1])
+    assert not (terminated or truncated) and env._env_steps == 7
+    assert record["discount"] == pytest.approx(GAMMA ** 7)
+
+
+def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
+    from rllib_society.config import load_config
+
+    with pytest.raises(ValueError, match="options"):
+        load_config(None, {"env": "TwoRooms-Pretrain-v0", "options": [str(tmp_path / "nope")],
+                           "option_done_action": DONE})
+    with pytest.raises(ValueError, match="option_done_action"):
+        load_config(None, {"env": "TwoRooms-Pretrain-v0", "options": [str(tmp_path)]})
