@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from rllib_society.cli import add_shared_flags, shared_overrides
-from rllib_society.config import ALGOS, load_config
+from rllib_society.config import ALGOS, load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             config = resume_config(args)
         else:
             config = load_config(args.config, overrides, args.sets)
+        grid = {} if args.resume else load_grid(args.config)
+        if grid:
+            from rllib_society.search import expand_grid
+
+            expand_grid(config, grid, 1)  # validates every trial before Ray starts
     except ValueError as error:
         parser.error(str(error))
 
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config.output = str(config.output_dir())  # resolve the default (timestamped) folder once
     output = config.output_dir()
+    if grid:
+        return train_grid(config, grid)
     what = (f"a society on {config.env} ({config.auction}, {config.clones} clone(s))"
             if config.algo == "society" else f"monolithic PPO on {config.env}")
     print(f"Training {what} "
@@ -88,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     print(results_table(summary))
     print(f"\nsummary: {output / 'summary.json'}")
     return 0
+
+
+def train_grid(config, grid: dict[str, list]) -> int:
+    """A YAML with a grid (e.g. the TwoRooms primitive tasks): one Tune trial per point, side by
+    side as CPUs allow, each with its own checkpoint and summary (`tune_search.py --resume
+    --output DIR` continues it)."""
+    from rllib_society.search import report, search
+
+    points = ", ".join(f"{k}: {v}" for k, v in grid.items())
+    print(f"Training one {config.algo} per grid point ({points}) for {config.stop_timesteps:,} env "
+          f"steps each; output: {config.output_dir()}", flush=True)
+    table = search(config, grid, 1, on_event=lambda line: print(line, flush=True))
+    return report(table, config.output_dir())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from rllib_society.cli import add_shared_flags, shared_overrides
-from rllib_society.config import load_config
+from rllib_society.config import load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
 
-    from rllib_society.search import expand_grid, load_search, parse_grid, search
+    from rllib_society.search import expand_grid, load_search, parse_grid, report, search
 
     try:
         if args.resume:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             base.output, base.address = str(Path(args.output).resolve()), args.address
         else:
             base = load_config(args.config, shared_overrides(args), args.sets)
-            grid = {}
+            grid = load_grid(args.config)
             if args.auction:
                 grid["auction"] = list(dict.fromkeys(args.auction))
             if args.clones:
@@ -87,20 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     table = search(base, grid, num_samples, resume=args.resume,
                    max_concurrent_trials=args.max_concurrent_trials,
                    on_event=lambda line: print(line, flush=True))
-    print()
-    print((output / "summary.md").read_text())
-    failed = table[table["status"] == "ERROR"]
-    for _, row in failed.iterrows():
-        print(f"ERROR: {row['trial']}: {row['error']}")
-    print(f"\nresults: {output / 'results.csv'}   summary: {output / 'summary.md'}   "
-          f"TensorBoard: tensorboard --logdir {output}")
-    unfinished = int(table["status"].isin(["UNFINISHED", "PENDING"]).sum())
-    if unfinished:
-        print(f"\ninterrupted: {unfinished} trial(s) unfinished; continue with "
-              f"python tune_search.py --resume --output {output}")
-        return 130
-    return 1 if len(failed) == len(table) else 0
-
+    return report(table, output)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,8 @@ society's ``pretrain`` (start in room 1; ``done`` on green) and ``transfer`` (``
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import DtypeObservation
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Door, Floor
@@ -88,5 +90,6 @@ class TwoRoomsEnv(MiniGridEnv):
 
 
 def make_two_rooms(task: str = "pretrain", **kwargs) -> gym.Env:
-    """The registered env: the 7x7x3 egocentric symbolic image as the observation."""
-    return ImgObsWrapper(TwoRoomsEnv(task, **kwargs))
+    """The registered env: the 7x7x3 egocentric symbolic image as the observation (float32, as
+    RLlib's CNN encoder wants it)."""
+    return DtypeObservation(ImgObsWrapper(TwoRoomsEnv(task, **kwargs)), np.float32)

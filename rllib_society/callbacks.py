@@ -107,7 +107,8 @@ class MonolithicMetricsCallback(RLlibCallback):
 def _test_metrics(env, choose, config: dict) -> dict:
     """Held-out accuracy of `eval_episodes` test episodes; the greedy return is the accuracy."""
     metrics, _ = evaluate_on_test(env, choose, count=config["eval_episodes"])
-    return {**metrics, "greedy_return": metrics["test_accuracy"], "greedy_length": float(env.steps)}
+    return {**metrics, "greedy_return": metrics["test_accuracy"], "greedy_length": float(env.steps),
+            "greedy_success": metrics["test_accuracy"]}
 
 
 def _index(module_id: str) -> int:

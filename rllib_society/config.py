@@ -178,6 +178,25 @@ CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(ExperimentConfig)}
 
 
+#: Optional YAML key holding a grid ``{config key: [values, ...]}``: one Tune trial per point
+#: (e.g. the three TwoRooms primitive tasks trained side by side by `run.py`).
+GRID_KEY = "grid"
+
+
+def load_grid(path: str | Path | None) -> dict[str, list]:
+    """The YAML's `GRID_KEY` mapping (empty without one), checked: known keys, non-empty lists."""
+    if path is None or not Path(path).is_file():
+        return {}
+    grid = (_load_yaml(Path(path).read_text()) or {}).get(GRID_KEY) or {}
+    if not isinstance(grid, dict):
+        raise ValueError(f"{GRID_KEY} in {path} must map config keys to lists of values.")
+    for key, values in grid.items():
+        check_key(key.split(".", 1)[0])
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{GRID_KEY}.{key} in {path} must be a non-empty list of values.")
+    return grid
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -202,6 +221,7 @@ def load_config(
         loaded = _load_yaml(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {str(path)!r} must hold a mapping of config keys.")
+        loaded.pop(GRID_KEY, None)  # see load_grid
         values.update(loaded)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for item in sets or []:

@@ -91,7 +91,8 @@ def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int
             total, steps, done = total + float(reward), steps + 1, terminated or truncated
         returns.append(total)
         lengths.append(steps)
-    return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths))}
+    return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths)),
+            "greedy_success": float(np.mean(np.array(returns) > 0))}
 
 
 def evaluation_env(society_config: dict[str, Any]) -> SocietyEnv:
@@ -110,8 +111,9 @@ def evaluate(
     `evaluation_env`).
 
     Returns:
-        ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps), and for Discrete
-        observations ``mean_bids`` as ``{state: {primitive: bid}}``; with `q_values` also
+        ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps),
+        ``greedy_success`` (share of episodes with a positive return: TwoRooms' success), and for
+        Discrete observations ``mean_bids`` as ``{state: {primitive: bid}}``; with `q_values` also
         ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
         society visits and picks.
     """
@@ -123,6 +125,7 @@ def evaluate(
     result: dict[str, Any] = {
         "greedy_return": float(np.mean([s["env_return"] for s in summaries])),
         "greedy_length": float(np.mean([s["env_steps"] for s in summaries])),
+        "greedy_success": float(np.mean([s["env_return"] > 0 for s in summaries])),
     }
     if isinstance(env.base_env.observation_space, gym.spaces.Discrete):
         bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))

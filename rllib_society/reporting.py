@@ -92,6 +92,7 @@ def build_summary(
         "train_return_mean": flat.get(ENV_RETURN),
         "greedy_return": flat.get(GREEDY_RETURN),
         "greedy_length": flat.get("society/greedy_length"),
+        "greedy_success": flat.get("society/greedy_success"),
     }
     for key in TEST_METRICS:
         if f"society/{key}" in flat:
@@ -134,6 +135,7 @@ def results_table(summary: dict[str, Any]) -> str:
         ("train return (mean)", _fmt(summary["train_return_mean"])),
         ("greedy return", _fmt(summary["greedy_return"])),
         ("greedy length (env steps)", _fmt(summary["greedy_length"])),
+        ("greedy success (return > 0)", _fmt(summary.get("greedy_success"))),
     ]
     if "bid_error" in summary:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))

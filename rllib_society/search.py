@@ -29,10 +29,10 @@ RUN_LEVEL_KEYS = ("stop_timesteps", "stop_iters", "stop_reward", "checkpoint_fre
                   "checkpoint_at_end", "output", "address", "storage_path", "seed")
 #: Columns of results.csv before the grid keys' own.
 RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
-                  "final_return", "best_return", "greedy_return", "bid_error", "inverse_rate",
-                  "steps_to_target", "wall_seconds", "error", "path"]
+                  "final_return", "best_return", "greedy_return", "greedy_success", "bid_error",
+                  "inverse_rate", "steps_to_target", "wall_seconds", "error", "path"]
 #: Metrics summary.md aggregates over seeds.
-SUMMARY_METRICS = ["greedy_return", "bid_error", "inverse_rate", "steps_to_target", "final_return",
+SUMMARY_METRICS = ["greedy_return", "greedy_success", "bid_error", "inverse_rate", "steps_to_target", "final_return",
                    "best_return"]
 
 
@@ -189,6 +189,7 @@ def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[
         "final_return": summary["train_return_mean"],
         "best_return": float(progress[ENV_RETURN].max()) if ENV_RETURN in progress else None,
         "greedy_return": summary["greedy_return"],
+        "greedy_success": summary.get("greedy_success"),
         "bid_error": summary.get("bid_error"),
         "inverse_rate": summary.get("inverse_rate"),  # envs with test episodes (Mental Rotation)
         "steps_to_target": summary["steps_to_target"],
@@ -328,6 +329,24 @@ def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str])
             on_event(f"FAILED   {name(trial)}: see {trial.path}/error.txt")
 
     return EventCallback()
+
+
+def report(table: pd.DataFrame, output: Path) -> int:
+    """Prints a finished (or interrupted) search's summary, errors and where its results are;
+    returns the exit code: 130 interrupted, 1 if every trial failed, else 0."""
+    print()
+    print((output / "summary.md").read_text())
+    failed = table[table["status"] == "ERROR"]
+    for _, row in failed.iterrows():
+        print(f"ERROR: {row['trial']}: {row['error']}")
+    print(f"\nresults: {output / 'results.csv'}   summary: {output / 'summary.md'}   "
+          f"TensorBoard: tensorboard --logdir {output}")
+    unfinished = int(table["status"].isin(["UNFINISHED", "PENDING"]).sum())
+    if unfinished:
+        print(f"\ninterrupted: {unfinished} trial(s) unfinished; continue with "
+              f"python tune_search.py --resume --output {output}")
+        return 130
+    return 1 if len(failed) == len(table) else 0
 
 
 def load_search(output: Path) -> tuple[ExperimentConfig, dict[str, list], int]:

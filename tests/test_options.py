@@ -93,3 +93,22 @@ def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
                            "option_done_action": DONE})
     with pytest.raises(ValueError, match="option_done_action"):
         load_config(None, {"env": "TwoRooms-Pretrain-v0", "options": [str(tmp_path)]})
+
+
+def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
+    from rllib_society.config import load_config
+    from rllib_society.options import load_option_policy, module_folder
+    from rllib_society.training import train
+
+    config = load_config("configs/tworooms_primitives.yaml", {
+        "env": "TwoRooms-Red-v0", "stop_timesteps": 256, "output": str(tmp_path / "red"),
+    }, ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2"])
+    checkpoint = train(config)["checkpoint"]
+    assert module_folder(checkpoint).name == "default_policy"
+    policy = load_option_policy(checkpoint)
+    observation, _ = society("Pretrain", []).base_env.reset(seed=0)
+    assert policy.act(observation) in range(7)
+    # The society takes checkpoint paths as its primitives.
+    env = society("Pretrain", [checkpoint, checkpoint], option_max_steps=3)
+    _, _, _, record = bid(env, [0.9, 0.1])
+    assert env.num_primitives == 2 and record["winner"] == 0 and env._env_steps <= 3
