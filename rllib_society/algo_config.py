@@ -12,6 +12,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_society.bidder import BidderCatalog
 from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
+from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint
 from rllib_society.config import ExperimentConfig
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOTorchLearner
@@ -78,8 +79,7 @@ def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
     env.close()
     algo_config = (
         PPOConfig()
-        .environment(BaseEnv, env_config={"env": config.env, "env_config": config.env_config,
-                                          "eval_episodes": config.eval_episodes})
+        .environment(BaseEnv, env_config=config.society_config())
         .rl_module(model_config=model_config(config))
         .env_runners(env_to_module_connector=(
             (lambda env, spaces, device: FlattenObservations()) if one_hot else None))
@@ -160,3 +160,6 @@ class SocietyPPO(PPO):
 
     def __init__(self, config=None, env=None, **kwargs):
         super().__init__(_as_algo_config(config), env=env, **kwargs)
+        init = config.get(SOCIETY_KEY, {}).get("init_checkpoint") if isinstance(config, dict) else None
+        if init:  # a resumed trial's own checkpoint is restored after this, by Tune
+            self.restore_from_path(latest_checkpoint(init) / MODULES_SUBDIR, component=str(MODULES_SUBDIR))

@@ -10,6 +10,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
 from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
+from rllib_society.options import OPTION_STEPS
 from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, BaseEnv
 from rllib_society.transform_evaluation import (
     evaluate_on_test,
@@ -20,6 +21,8 @@ from rllib_society.transform_evaluation import (
 
 #: Top-level key of the society's metrics in results (``society/...`` in TensorBoard).
 SOCIETY = "society"
+#: Metric of env steps (not auction or option steps) in finished episodes, over training.
+ENV_STEPS_LIFETIME = "env_steps_lifetime"
 #: Episodes over which env-runner metrics are averaged (RLlib's default smoothing window).
 SMOOTHING_EPISODES = 100
 
@@ -44,6 +47,7 @@ class SocietyMetricsCallback(RLlibCallback):
         )
         log(("env_return",), summary["env_return"])
         log(("env_steps_per_episode",), summary["env_steps"])
+        _log_env_steps(metrics_logger, summary["env_steps"])
         for k, (wins, bid, utility) in enumerate(
             zip(summary["win_freq"], summary["mean_bid"], summary["utility"])
         ):
@@ -86,8 +90,11 @@ class MonolithicMetricsCallback(RLlibCallback):
 
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
-        for key, value in (("env_return", episode.get_return()), ("env_steps_per_episode", len(episode))):
+        # An option is one RLlib step but several env steps (its info says how many).
+        env_steps = sum(info.get(OPTION_STEPS, 1) for info in episode.get_infos()[1:])
+        for key, value in (("env_return", episode.get_return()), ("env_steps_per_episode", env_steps)):
             metrics_logger.log_value((SOCIETY, key), float(value), reduce="mean", window=SMOOTHING_EPISODES)
+        _log_env_steps(metrics_logger, env_steps)
 
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
@@ -102,6 +109,12 @@ class MonolithicMetricsCallback(RLlibCallback):
         else:
             result[SOCIETY] = evaluate_policy(
                 module, self._eval_env, env_config["eval_episodes"], seed=algorithm.config.seed)
+
+
+def _log_env_steps(metrics_logger, env_steps: int) -> None:
+    """Env steps of finished episodes, summed over training: the x-axis for societies of options,
+    whose RLlib step counters count auction steps (one per option run)."""
+    metrics_logger.log_value((SOCIETY, ENV_STEPS_LIFETIME), float(env_steps), reduce="lifetime_sum")
 
 
 def _test_metrics(env, choose, config: dict) -> dict:

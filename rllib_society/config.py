@@ -129,6 +129,9 @@ class ExperimentConfig:
     seed: int = 0
     eval_episodes: int = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
+    init_checkpoint: str | None = None
+    """Start from the trained modules of this run, trial or checkpoint folder (weights only, a
+    fresh optimizer): e.g. transfer a pre-trained society to a new task. Module ids must match."""
     checkpoint_frequency: int = 0
     """Checkpoint every N iterations (0: only at the end, if checkpoint_at_end)."""
     checkpoint_at_end: bool = True
@@ -152,7 +155,7 @@ class ExperimentConfig:
             "gamma": self.gamma,
             "reward_scale": self.reward_scale,
             "eval_episodes": self.eval_episodes,
-            "options": list(self.options),
+            "options": [str(Path(p).expanduser().resolve()) for p in self.options],
             "option_done_action": self.option_done_action,
             "option_max_steps": self.option_max_steps,
         }
@@ -300,6 +303,10 @@ def validate(config: ExperimentConfig) -> None:
         require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
         require(config.option_done_action is not None, "option_done_action",
                 "the env action with which an option says done (MiniGrid: 6)")
+    if config.init_checkpoint is not None:
+        from rllib_society.checkpoints import latest_checkpoint
+
+        latest_checkpoint(config.init_checkpoint)  # raises, naming the path, when there is none
     require(config.option_max_steps is None or config.option_max_steps > 0, "option_max_steps", "None or > 0")
     check_env(config.env, config.env_config)
 

@@ -117,17 +117,19 @@ def evaluate(
         ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
         society visits and picks.
     """
+    discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
     for episode in range(episodes):
         summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
         summaries.append(summary)
-        picks.update(episode_picks)
+        if discrete:  # (state, primitive) pairs, for the bid error
+            picks.update(episode_picks)
     result: dict[str, Any] = {
         "greedy_return": float(np.mean([s["env_return"] for s in summaries])),
         "greedy_length": float(np.mean([s["env_steps"] for s in summaries])),
         "greedy_success": float(np.mean([s["env_return"] > 0 for s in summaries])),
     }
-    if isinstance(env.base_env.observation_space, gym.spaces.Discrete):
+    if discrete:
         bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))
         result["mean_bids"] = {
             int(s): {module_id: float(bids[s, k]) for k, module_id in enumerate(modules)}

@@ -50,6 +50,34 @@ def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma
             return OptionResult(state, reward, discount, length, terminated, truncated)
 
 
+#: Info keys of an `OptionsEnv` step: env steps the option took, and its discount gamma ** steps.
+OPTION_STEPS = "option_steps"
+OPTION_DISCOUNT = "discount"
+
+
+class OptionsEnv(gym.Wrapper):
+    """The env with options for actions: action k runs option k (`run_option`) and the step
+    returns its discounted reward, with `OPTION_STEPS` and `OPTION_DISCOUNT` in the info. The
+    society's primitives, and the monolithic baseline's actions, over the same options."""
+
+    def __init__(self, env: gym.Env, policies: list[Policy], done_action: int, gamma: float,
+                 max_steps: int | None = None):
+        super().__init__(env)
+        self.policies, self.done_action, self.gamma, self.max_steps = policies, done_action, gamma, max_steps
+        self.action_space = gym.spaces.Discrete(len(policies))
+
+    def reset(self, **kwargs):
+        self.state, info = self.env.reset(**kwargs)
+        return self.state, info
+
+    def step(self, action: int):
+        done = run_option(self.env, self.state, self.policies[int(action)], self.done_action,
+                          self.gamma, self.max_steps)
+        self.state = done.state
+        info = {OPTION_STEPS: done.length, OPTION_DISCOUNT: done.discount}
+        return done.state, done.reward, done.terminated, done.truncated, info
+
+
 class ModulePolicy:
     """A frozen RLlib RLModule acting greedily (its most likely action)."""
 
@@ -67,25 +95,18 @@ class ModulePolicy:
 
 
 def module_folder(checkpoint: str | Path) -> Path:
-    """The single-agent RLModule inside an RLlib algorithm checkpoint (or a module folder)."""
-    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
+    """The single-agent RLModule inside a run, trial or checkpoint folder (`latest_checkpoint`)."""
+    from rllib_society.checkpoints import module_folders
 
-    path = Path(checkpoint).expanduser()
-    nested = path / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
-    if nested.is_dir():
-        modules = [p for p in nested.iterdir() if p.is_dir()]
-        if len(modules) != 1:
-            raise ValueError(f"option checkpoint {path} holds {len(modules)} modules; an option "
-                             f"needs a single-agent checkpoint (one module).")
-        return modules[0]
-    if (path / "module_state.pkl").exists() or (path / "module_state.pt").exists():
-        return path
-    raise ValueError(f"option checkpoint {str(path)!r} is neither an RLlib algorithm checkpoint "
-                     f"nor an RLModule folder.")
+    modules = module_folders(checkpoint)
+    if len(modules) != 1:
+        raise ValueError(f"option checkpoint {checkpoint} holds modules {sorted(modules)}; an "
+                         f"option needs a single-agent policy (one module).")
+    return next(iter(modules.values()))
 
 
 def load_option_policy(checkpoint: str | Path) -> ModulePolicy:
-    """The frozen greedy policy of a pre-trained single-agent PPO checkpoint."""
+    """The frozen greedy policy of a pre-trained single-agent PPO run (or trial, or checkpoint)."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     module = RLModule.from_checkpoint(module_folder(checkpoint))

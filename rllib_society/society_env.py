@@ -17,7 +17,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
 from rllib_society.auction import clear_auctions, episode_utilities
-from rllib_society.options import load_option_policy, run_option
+from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
 
 #: Key of the auction record in each agent's info dict.
 AUCTION_INFO = "auction"
@@ -55,13 +55,24 @@ def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
     return gym.make(env_id, **(env_config or {}))
 
 
+def make_primitive_env(society_config: dict[str, Any]) -> gym.Env:
+    """The env whose actions are the primitives: the wrapped env itself, or, with ``options``,
+    the wrapped env with the pre-trained options for actions (`OptionsEnv`)."""
+    config = {**DEFAULT_SOCIETY_CONFIG, **society_config}
+    env = make_base_env(config["env"], config["env_config"])
+    if not config["options"]:
+        return env
+    policies = [o if hasattr(o, "act") else load_option_policy(o) for o in config["options"]]
+    return OptionsEnv(env, policies, config["option_done_action"], config["gamma"],
+                      config["option_max_steps"])
+
+
 class BaseEnv(gym.Wrapper):
-    """The wrapped env alone, built from the same config keys as `SocietyEnv` (``env``,
-    ``env_config``): RLlib's single-agent env for the monolithic baseline."""
+    """The primitives' env alone (`make_primitive_env`), from the same config keys as
+    `SocietyEnv`: RLlib's single-agent env for the monolithic baseline."""
 
     def __init__(self, config: dict | None = None):
-        config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
-        super().__init__(make_base_env(config["env"], config["env_config"]))
+        super().__init__(make_primitive_env(config or {}))
 
 
 def count_primitives(society_config: dict[str, Any]) -> int:
@@ -114,10 +125,9 @@ class SocietyEnv(MultiAgentEnv):
     def __init__(self, config: dict | None = None):
         super().__init__()
         self.config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
-        self.base_env = make_base_env(self.config["env"], self.config["env_config"])
+        self.base_env = make_primitive_env(self.config)
         check_base_env(self.base_env, self.config["env"])
-        self.options = [o if hasattr(o, "act") else load_option_policy(o) for o in self.config["options"]]
-        self.num_primitives = len(self.options) or int(self.base_env.action_space.n)
+        self.num_primitives = int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
         self.possible_agents = [
             agent_id(k, c) for k in range(self.num_primitives) for c in range(self.clones)
@@ -186,21 +196,15 @@ class SocietyEnv(MultiAgentEnv):
         )
 
     def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
-        """Applies the winning primitive: one env action, or a whole option (`run_option`).
+        """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
 
         Returns:
             (next state, reward (an option's discounted return), discount gamma ** env steps,
             terminated, truncated).
         """
-        if self.options:
-            done = run_option(self.base_env, self.state, self.options[primitive],
-                              self.config["option_done_action"], self.config["gamma"],
-                              self.config["option_max_steps"])
-            self._env_steps += done.length
-            return done.state, done.reward, done.discount, done.terminated, done.truncated
-        state, reward, terminated, truncated, _ = self.base_env.step(primitive)
-        self._env_steps += 1
-        return state, float(reward), self.config["gamma"], terminated, truncated
+        state, reward, terminated, truncated, info = self.base_env.step(primitive)
+        self._env_steps += info.get(OPTION_STEPS, 1)
+        return state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated
 
     def _sample_active(self) -> np.ndarray:
         """Agent dropout: each unit (agent id, or primitive with its clones) sits out with

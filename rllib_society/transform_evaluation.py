@@ -56,14 +56,14 @@ def policy_chooser(module: RLModule) -> Chooser:
 
 def checkpoint_chooser(checkpoint: str | Path, algo: str) -> Chooser:
     """The greedy chooser of a trained society (or monolithic policy) from an RLlib checkpoint."""
-    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+    from ray.rllib.core.rl_module.rl_module import RLModule
 
-    folder = Path(checkpoint) / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
-    modules = MultiRLModule.from_checkpoint(folder)
+    from rllib_society.checkpoints import module_folders
+
+    modules = {m: RLModule.from_checkpoint(folder) for m, folder in module_folders(checkpoint).items()}
     if algo == "monolithic":
         return policy_chooser(next(iter(modules.values())))
-    return society_chooser({m: modules[m] for m in sorted(modules.keys(), key=lambda m: int(m[1:]))})
+    return society_chooser({m: modules[m] for m in sorted(modules, key=lambda m: int(m[1:]))})
 
 
 def evaluate_on_test(env, choose: Chooser, count: int | None = None, seed: int = 0) -> tuple[dict, dict]:

@@ -1,0 +1,92 @@
+"""The TwoRooms pipeline end to end on tiny budgets: pre-train the three primitive policies (one
+Tune trial each), a society of them as options on the pre-train task, its transfer from the
+pre-trained checkpoint, and the two baselines. Asserts the plumbing, not learning."""
+
+from __future__ import annotations
+
+import pytest
+
+from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint, module_folders
+from rllib_society.config import load_config, load_grid
+
+TINY = {"stop_timesteps": 256}
+TINY_SETS = ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2",
+             "eval_episodes=2"]
+
+
+def run(tmp_path, yaml: str, name: str, sets=(), **overrides):
+    from rllib_society.training import train
+
+    config = load_config(yaml, {**TINY, "output": str(tmp_path / name), **overrides}, [*TINY_SETS, *sets])
+    return train(config)
+
+
+@pytest.fixture(scope="module")
+def primitives(ray_session, tmp_path_factory):
+    from rllib_society.search import search
+
+    folder = tmp_path_factory.mktemp("primitives")
+    path = "configs/tworooms_primitives.yaml"
+    config = load_config(path, {**TINY, "output": str(folder)}, TINY_SETS)
+    table = search(config, load_grid(path), 1)
+    assert list(table["status"]) == ["TERMINATED"] * 3
+    return [row["path"] for _, row in table.sort_values("env", key=lambda e: e.map(
+        {"TwoRooms-Red-v0": 0, "TwoRooms-Green-v0": 1, "TwoRooms-Blue-v0": 2})).iterrows()]
+
+
+def test_each_primitive_is_a_single_policy_checkpoint(primitives):
+    for trial in primitives:
+        assert list(module_folders(trial)) == ["default_policy"]
+
+
+def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primitives, tmp_path):
+    options = {"options": primitives}
+    pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
+    assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
+    assert sorted(module_folders(tmp_path / "pretrain")) == ["p0", "p1", "p2"]
+
+    transfer = run(tmp_path, "configs/tworooms_transfer.yaml", "transfer",
+                   init_checkpoint=str(tmp_path / "pretrain"), **options)
+    assert transfer["env"] == "TwoRooms-Transfer-v0"
+    # Options take several env steps per auction step.
+    assert transfer["greedy_length"] >= 1
+
+
+def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_session):
+    import torch
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from rllib_society.algo_config import SocietyPPO, trial_param_space
+
+    options = {"options": primitives}
+    run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
+    config = load_config("configs/tworooms_transfer.yaml", {
+        **TINY, "output": str(tmp_path / "t"), "init_checkpoint": str(tmp_path / "pretrain"), **options,
+    }, TINY_SETS)
+    algo = SocietyPPO(trial_param_space(config))
+    try:
+        saved = RLModule.from_checkpoint(latest_checkpoint(tmp_path / "pretrain") / MODULES_SUBDIR / "p1")
+        trained = algo.learner_group.get_weights(module_ids=["p1"])["p1"]
+        acting = algo.get_module("p1").state_dict()  # the env runner's (inference-only: no value head sync)
+        for name, value in saved.state_dict().items():
+            torch.testing.assert_close(torch.as_tensor(trained[name]), value)
+            if not name.startswith("vf."):
+                torch.testing.assert_close(acting[name], value)
+    finally:
+        algo.stop()
+
+
+def test_baselines_run_through_the_same_entry_point(primitives, tmp_path):
+    over_options = run(tmp_path, "configs/tworooms_pretrain.yaml", "monolithic", algo="monolithic",
+                       options=primitives)
+    assert over_options["algo"] == "monolithic"
+    flat = run(tmp_path, "configs/tworooms_transfer.yaml", "flat", algo="monolithic", options=[],
+               sets=["init_checkpoint=null"])
+    assert flat["env_steps"] >= 256
+
+
+def test_missing_checkpoints_are_named(tmp_path):
+    with pytest.raises(ValueError, match="no RLlib checkpoint"):
+        latest_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="no RLlib checkpoint"):
+        load_config("configs/tworooms_transfer.yaml", {"init_checkpoint": str(tmp_path), "options": []})
