@@ -15,6 +15,8 @@ ENV_STEPS = "num_env_steps_sampled_lifetime"
 ITERATION = "training_iteration"
 TIME = "time_total_s"
 ENV_RETURN = "env_runners/society/env_return"
+#: Env steps of finished episodes over training, options' own steps included (see callbacks).
+EPISODE_ENV_STEPS = "env_runners/society/env_steps_lifetime"
 GREEDY_RETURN = "society/greedy_return"
 BID_ERROR = "society/bid_error"
 #: Held-out metrics of envs with test episodes (Mental Rotation), copied into summary.json.
@@ -57,6 +59,8 @@ def progress_line(result: dict[str, Any]) -> str:
     )
     if BID_ERROR in flat:
         line += f" | bid_err {flat[BID_ERROR]:.3f}"
+    if flat.get(EPISODE_ENV_STEPS, 0) > 1.05 * flat.get(ENV_STEPS, 0):  # options: several per step
+        line += f" | option env steps {int(flat[EPISODE_ENV_STEPS]):,d}"
     if "society/test_accuracy" in flat:
         line += f" | inverse {flat['society/inverse_rate']:.2f}"
     if wins:  # a society (the monolithic baseline has no auction)
@@ -87,6 +91,8 @@ def build_summary(
         "clones": config["clones"],
         "seed": config["seed"],
         "env_steps": int(flat.get(ENV_STEPS, 0)),
+        # With options RLlib counts one step per option run; these count every env step.
+        "env_steps_in_episodes": int(flat.get(EPISODE_ENV_STEPS, 0)),
         "iterations": int(flat.get(ITERATION, 0)),
         "wall_seconds": round(wall_seconds, 1),
         "train_return_mean": flat.get(ENV_RETURN),
@@ -108,16 +114,18 @@ def build_summary(
     return summary
 
 
-def steps_to_target(progress: pd.DataFrame, target: float | None) -> int | None:
-    """Env steps after which the greedy return stayed at or above `target` until the end of
-    training; None without a target, or when the last iteration is below it."""
-    if target is None or GREEDY_RETURN not in progress:
+def steps_to_target(progress: pd.DataFrame, target: float | None, metric: str = GREEDY_RETURN,
+                    x: str = ENV_STEPS) -> int | None:
+    """Env steps (column `x`) after which `metric` (the greedy return) stayed at or above
+    `target` until the end of training; None without a target, or when the last iteration is
+    below it."""
+    if target is None or metric not in progress:
         return None
-    reached = (progress[GREEDY_RETURN] >= target - 1e-9).to_numpy()
+    reached = (progress[metric] >= target - 1e-9).to_numpy()
     if not reached[-1]:
         return None
     first = len(reached) - int(np.argmin(reached[::-1])) if not reached.all() else 0
-    return int(progress[ENV_STEPS].iloc[first])
+    return int(progress[x].iloc[first])
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:
@@ -141,6 +149,8 @@ def results_table(summary: dict[str, Any]) -> str:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
     rows += [(f"{key.replace('_', ' ')} (held out)", _fmt(summary[key]))
              for key in TEST_METRICS if key in summary]
+    if summary.get("env_steps_in_episodes", 0) > 1.05 * summary["env_steps"]:
+        rows.append(("env steps with options' own", f"{summary['env_steps_in_episodes']:,}"))
     if summary.get("steps_to_target") is not None:
         rows.append(("env steps to target return", f"{summary['steps_to_target']:,}"))
     width = max(len(name) for name, _ in rows)
