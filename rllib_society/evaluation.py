@@ -56,19 +56,31 @@ def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     return values
 
 
-def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | None = None):
-    """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...])."""
+def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | None = None,
+                   frames: list | None = None):
+    """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...]).
+
+    With a `frames` list (and an env made with ``render_mode="rgb_array"``), appends one dict per
+    auction, ``{"frame", "bids", "winner", "env_steps"}``, and the final frame.
+    """
     columns = {module_id: column for column, module_id in enumerate(modules)}
     observations, _ = env.reset(seed=seed)
     picks = []
     for _ in range(MAX_EVAL_STEPS):
         state = env.state
         bids = greedy_bids(modules, next(iter(observations.values()))[None])[0]
+        if frames is not None:
+            frames.append({"frame": env.base_env.render(), "bids": bids})
         actions = {a: bids[[columns[module_id_of(a)]]] for a in env.agents}
         observations, _, terminated, truncated, infos = env.step(actions)
         record = next(iter(infos.values()))[AUCTION_INFO]
         picks.append((state, record["winner"] // env.clones))
+        if frames is not None:
+            frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps)
         if terminated["__all__"] or truncated["__all__"]:
+            if frames is not None:
+                frames.append({"frame": env.base_env.render(), "bids": None, "winner": None,
+                               "env_steps": env._env_steps, "return": record[EPISODE_INFO]["env_return"]})
             return record[EPISODE_INFO], picks
     raise RuntimeError(f"greedy episode did not end within {MAX_EVAL_STEPS} auction steps.")
 

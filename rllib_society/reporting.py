@@ -204,3 +204,30 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+def plot_episode_strip(frames: list[dict], names: list[str], path: Path, title: str = "") -> None:
+    """A PNG strip of one greedy episode (`evaluation.greedy_episode` frames): the state at each
+    auction with its winner and every primitive's bid, then the final state."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(frames), figsize=(2.6 * len(frames), 3.0), squeeze=False)
+    for step, (axis, frame) in enumerate(zip(axes[0], frames)):
+        axis.imshow(frame["frame"])
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if frame["winner"] is None:
+            axis.set_title(f"end: return {frame.get('return', float('nan')):.3f}\n"
+                           f"{frame['env_steps']} env steps", fontsize=8)
+            continue
+        bids = " ".join(f"{b:.2f}" for b in frame["bids"])
+        axis.set_title(f"auction {step + 1}: {names[frame['winner']]}\nbids {bids}", fontsize=7)
+        axis.set_xlabel(f"after it: {frame['env_steps']} env steps", fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

@@ -30,6 +30,8 @@ TRIAL_DIR = "trial"
 #: The grid of held-out test episodes (envs with test episodes), and how many rows it shows.
 TEST_EPISODES_PLOT = "test_episodes.png"
 TEST_EPISODES_SHOWN = 8
+#: The strip of one greedy episode of a society of options (TwoRooms).
+EPISODE_PLOT = "episode.png"
 #: Checkpoints kept per trial.
 CHECKPOINTS_TO_KEEP = 2
 #: The project folder, which Ray ships to a cluster's nodes; and what it leaves out.
@@ -187,8 +189,31 @@ def write_trial_outputs(
         summary["bids_plot"] = str(folder / "bids.png")
     if result.checkpoint and plot_checkpoint_test_episodes(config, result.checkpoint.path, folder / TEST_EPISODES_PLOT):
         summary["test_episodes_plot"] = str(folder / TEST_EPISODES_PLOT)
+    if result.checkpoint and config.options and config.algo == "society":
+        plot_checkpoint_episode(config, result.checkpoint.path, folder / EPISODE_PLOT)
+        summary["episode_plot"] = str(folder / EPISODE_PLOT)
     write_summary(summary, folder / "summary.json")
     return summary, progress
+
+
+def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Path) -> None:
+    """A strip of one greedy episode of a trained society of options: each auction's winner
+    and bids on the rendered state."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from rllib_society.checkpoints import module_folders
+    from rllib_society.evaluation import evaluation_env, greedy_episode
+    from rllib_society.reporting import plot_episode_strip
+
+    modules = {m: RLModule.from_checkpoint(f) for m, f in module_folders(checkpoint).items()}
+    society_config = config.society_config()
+    society_config["env_config"] = {**society_config["env_config"], "render_mode": "rgb_array"}
+    frames: list = []
+    greedy_episode(evaluation_env(society_config), dict(sorted(modules.items(), key=lambda m: int(m[0][1:]))),
+                   seed=config.seed, frames=frames)
+    names = [f"p{k} {Path(option).name[:28]}" for k, option in enumerate(config.options)]
+    plot_episode_strip(frames, names, path, title=f"{config.env}: greedy society ({config.auction}, "
+                                                  f"{config.clones} clones)")
 
 
 def plot_checkpoint_test_episodes(config: ExperimentConfig, checkpoint: str, path: Path) -> bool:

@@ -44,6 +44,7 @@ def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primiti
     pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
     assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
     assert sorted(module_folders(tmp_path / "pretrain")) == ["p0", "p1", "p2"]
+    assert (tmp_path / "pretrain" / "episode.png").stat().st_size > 0  # the greedy episode strip
 
     transfer = run(tmp_path, "configs/tworooms_transfer.yaml", "transfer",
                    init_checkpoint=str(tmp_path / "pretrain"), **options)
