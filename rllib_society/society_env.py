@@ -69,10 +69,19 @@ def make_primitive_env(society_config: dict[str, Any]) -> gym.Env:
 
 class BaseEnv(gym.Wrapper):
     """The primitives' env alone (`make_primitive_env`), from the same config keys as
-    `SocietyEnv`: RLlib's single-agent env for the monolithic baseline."""
+    `SocietyEnv`: RLlib's single-agent env for the monolithic baseline.
+
+    A time-limit cut ends the episode as a termination, so PPO does not bootstrap there: the
+    society's default (spec section 2: the lookahead is 0 at a cut). Bootstrapping would also
+    let an option that burns the clock look as good as the state it started from.
+    """
 
     def __init__(self, config: dict | None = None):
         super().__init__(make_primitive_env(config or {}))
+
+    def step(self, action):
+        state, reward, terminated, truncated, info = self.env.step(action)
+        return state, reward, terminated or truncated, False, info
 
 
 def count_primitives(society_config: dict[str, Any]) -> int:
