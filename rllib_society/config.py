@@ -306,7 +306,11 @@ def validate(config: ExperimentConfig) -> None:
     if config.init_checkpoint is not None:
         from rllib_society.checkpoints import latest_checkpoint
 
-        latest_checkpoint(config.init_checkpoint)  # raises, naming the path, when there is none
+        try:
+            latest_checkpoint(config.init_checkpoint)
+        except ValueError as error:
+            raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
+                             f"must be a run, trial or checkpoint folder of a finished run.") from None
     require(config.option_max_steps is None or config.option_max_steps > 0, "option_max_steps", "None or > 0")
     check_env(config.env, config.env_config)
 
