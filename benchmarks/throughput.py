@@ -104,9 +104,8 @@ def main(argv=None) -> int:
 
     import ray
 
-    from rllib_society.algo_config import (
-        monolithic_ppo_config, primitive_module_ids, society_ppo_config,
-    )
+    from rllib_society.algo_config import monolithic_ppo_config, society_ppo_config
+    from rllib_society.society_env import count_primitives
     from rllib_society.training import init_ray
 
     init_ray()
@@ -124,7 +123,7 @@ def main(argv=None) -> int:
             algo = build()
             measured[name] = measure(algo, config, args.iterations)
             algo.stop()
-        size = len(primitive_module_ids(config))
+        size = count_primitives(config.society_config())
         for name, numbers in measured.items():
             row = {"env": config.env, "primitives": size, "agents": size * args.clones if name == "society" else 1,
                    "env_runners": runners, "envs_per_runner": num_envs, "algo": name, **numbers,

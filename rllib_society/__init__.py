@@ -10,7 +10,8 @@ from rllib_society.config import ExperimentConfig, load_config
 
 _LAZY = {
     "SocietyEnv": "rllib_society.society_env",
-    "AuctionUtilityConnector": "rllib_society.utility_connector",
+    "SocietyModule": "rllib_society.society_module",
+    "SocietyAdvantages": "rllib_society.utility_connector",
     "SocietyPPOTorchLearner": "rllib_society.learner",
     "build_algo_config": "rllib_society.algo_config",
     "train": "rllib_society.training",

@@ -3,27 +3,20 @@ that applies it per trial."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_society.bidder import BidderCatalog
 from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint
 from rllib_society.config import ExperimentConfig
-from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOTorchLearner
-from rllib_society.society_env import (
-    BaseEnv, SocietyEnv, count_primitives, make_base_env, module_id_of,
-)
-
-
-def primitive_module_ids(config: ExperimentConfig) -> list[str]:
-    """One RLlib module per primitive (env action or option): ``p0``, ``p1``, ..."""
-    return [f"p{k}" for k in range(count_primitives(config.society_config()))]
+from rllib_society.society_env import BaseEnv, SocietyEnv, count_primitives, make_base_env
+from rllib_society.society_module import SocietyModule
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:
@@ -35,26 +28,26 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
 
 
 def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
-    """Multi-agent PPO over `SocietyEnv`: one Beta-bidder module per primitive, clones mapped to
-    it, exact auction utilities through `SocietyPPOTorchLearner`.
-
-    PPO's gamma is 0 because bidders are memoryless: every bid is a one-step decision whose
-    utility already contains the discounted lookahead (advantage = u_t - V(s_t)).
+    """PPO over `SocietyEnv`: one Beta-bidder policy per primitive, all in one `SocietyModule`
+    whose action is the bid vector, trained on exact auction utilities by
+    `SocietyPPOTorchLearner`. The bidders are memoryless: every bid is a one-step decision whose
+    utility already holds the discounted lookahead (advantage = u_t - V(s_t)).
     """
-    module_ids = primitive_module_ids(config)
+    society_config = config.society_config()
     algo_config = (
         PPOConfig()
         # Bids are Beta samples in [0, 1] already: no action rescaling or clipping.
         .environment(
-            SocietyEnv, env_config=config.society_config(),
+            SocietyEnv, env_config=society_config,
             normalize_actions=False, clip_actions=False,
         )
-        .multi_agent(policies=set(module_ids), policy_mapping_fn=module_id_of)
         .rl_module(
-            rl_module_spec=MultiRLModuleSpec(
-                rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids}
-            ),
-            model_config=model_config(config),
+            rl_module_spec=RLModuleSpec(module_class=SocietyModule),
+            model_config={
+                **dataclasses.asdict(model_config(config)),
+                "num_primitives": count_primitives(society_config),
+                "clones": config.clones,
+            },
         )
         .learners(
             learner_class=SocietyPPOTorchLearner,
@@ -63,11 +56,12 @@ def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
                 "standardize_advantages": config.standardize_advantages,
             },
         )
-        .env_runners(env_runner_cls=SocietyEnvRunner)
-        .training(gamma=0.0, lambda_=1.0)
         .callbacks(SocietyMetricsCallback)
     )
-    return _shared_settings(algo_config, config)
+    # `minibatch_size` counts one primitive's samples, as RLlib counted a policy's: each auction
+    # step gives a primitive one sample per clone.
+    return _shared_settings(algo_config, config).training(
+        minibatch_size=max(1, config.minibatch_size // config.clones))
 
 
 def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:

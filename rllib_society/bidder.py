@@ -41,15 +41,26 @@ class TorchBeta(TorchDistribution):
 
     @override(TorchDistribution)
     def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self._dist.log_prob(value.clamp(BID_EPSILON, 1 - BID_EPSILON)).sum(-1)
+        return self.logp_each(value).sum(-1)
 
     @override(TorchDistribution)
     def entropy(self) -> torch.Tensor:
-        return self._dist.entropy().sum(-1)
+        return self.entropy_each().sum(-1)
 
     @override(TorchDistribution)
     def kl(self, other: "TorchBeta") -> torch.Tensor:
-        return torch.distributions.kl.kl_divergence(self._dist, other._dist).sum(-1)
+        return self.kl_each(other).sum(-1)
+
+    # Per-bid versions: a society's action is a vector of bids, each with its own PPO loss.
+    def logp_each(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each bid (no sum over the bid vector)."""
+        return self._dist.log_prob(value.clamp(BID_EPSILON, 1 - BID_EPSILON))
+
+    def entropy_each(self) -> torch.Tensor:
+        return self._dist.entropy()
+
+    def kl_each(self, other: "TorchBeta") -> torch.Tensor:
+        return torch.distributions.kl.kl_divergence(self._dist, other._dist)
 
     @override(TorchDistribution)
     def sample(self, *, sample_shape=()) -> torch.Tensor:
@@ -76,11 +87,6 @@ class TorchBeta(TorchDistribution):
     def to_deterministic(self) -> TorchDeterministic:
         """The mean bid, used for greedy evaluation."""
         return TorchDeterministic(loc=self.alpha / (self.alpha + self.beta))
-
-
-def mean_bid(logits: torch.Tensor) -> torch.Tensor:
-    """The mean bid for a batch of action-distribution inputs, shape (B, 1)."""
-    return TorchBeta.from_logits(logits).to_deterministic().loc
 
 
 class BidderCatalog(PPOCatalog):

@@ -40,8 +40,7 @@ class SocietyMetricsCallback(RLlibCallback):
 
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
-        agent_episode = next(iter(episode.agent_episodes.values()))
-        summary = agent_episode.get_infos(-1)[AUCTION_INFO][EPISODE_INFO]
+        summary = episode.get_infos(-1)[AUCTION_INFO][EPISODE_INFO]
         log = lambda key, value: metrics_logger.log_value(  # noqa: E731
             (SOCIETY, *key), float(value), reduce="mean", window=SMOOTHING_EPISODES
         )
@@ -64,12 +63,12 @@ class SocietyMetricsCallback(RLlibCallback):
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = bid_range_q_star(society_config)
-        modules = {m: algorithm.get_module(m) for m in sorted(algorithm.config.policies, key=_index)}
+        module = algorithm.get_module()
         if self._test_env is not None:
-            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(modules), society_config)
+            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(module), society_config)
             return
         evaluation = evaluate(
-            modules, self._eval_env, episodes=society_config["eval_episodes"],
+            module, self._eval_env, episodes=society_config["eval_episodes"],
             seed=algorithm.config.seed, q_values=self._q_star,
         )
         mean_bids = evaluation.pop("mean_bids", None)
@@ -123,6 +122,3 @@ def _test_metrics(env, choose, config: dict) -> dict:
     return {**metrics, "greedy_return": metrics["test_accuracy"], "greedy_length": float(env.steps),
             "greedy_success": metrics["test_accuracy"]}
 
-
-def _index(module_id: str) -> int:
-    return int(module_id[1:])

@@ -1,5 +1,5 @@
 """Finding what a run saved: the latest RLlib checkpoint under a run, trial or checkpoint folder,
-and the RLModules inside one (for options, transfer and evaluation)."""
+and the RLModule inside one (for options, transfer and evaluation)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,20 @@ def latest_checkpoint(path: str | Path) -> Path:
                      f"in trial/).")
 
 
-def module_folders(path: str | Path) -> dict[str, Path]:
-    """Module id -> saved RLModule folder of the checkpoint `latest_checkpoint` finds."""
+def module_folder(path: str | Path) -> Path:
+    """The saved RLModule of the checkpoint `latest_checkpoint` finds: a society's
+    `SocietyModule` or a single-agent policy (both runs train one RLlib module)."""
     modules = latest_checkpoint(path) / MODULES_SUBDIR
-    return {p.name: p for p in sorted(modules.iterdir()) if p.is_dir()}
+    folders = [p for p in sorted(modules.iterdir()) if p.is_dir()]
+    if len(folders) != 1:
+        raise ValueError(f"{str(path)!r} holds modules {[p.name for p in folders]}; expected one.")
+    return folders[0]
+
+
+def load_module(path: str | Path):
+    """The trained RLModule of a run, trial or checkpoint folder, in eval mode."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    module = RLModule.from_checkpoint(module_folder(path))
+    module.eval()
+    return module

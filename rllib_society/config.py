@@ -97,7 +97,7 @@ class ExperimentConfig:
 
     # PPO (memoryless bidders: advantage = u_t - V(s_t))
     standardize_advantages: bool = True
-    """Standardize advantages per module as RLlib's GAE does; false gives the spec's exact
+    """Standardize advantages per primitive as RLlib's GAE does per policy; false gives the spec's exact
     u_t - V(s_t). Measured no better on Bandit or Chain (README), so RLlib's default stays."""
     lr: float | list = 1e-3
     """Learning rate, or RLlib's schedule [[env_step, lr], ...] (linear in between; starts at 0)."""
@@ -107,6 +107,8 @@ class ExperimentConfig:
     grad_clip: float = 40.0
     num_epochs: int = 5
     minibatch_size: int = 128
+    """Samples per SGD step of each policy: of each primitive in a society (its clones' bids of
+    minibatch_size / clones auction steps), of env steps for the monolithic baseline."""
     train_batch_size_per_learner: int = 400
 
     # Run

@@ -1,4 +1,4 @@
-"""Greedy evaluation of a society: every agent bids its mean bid (spec section 3), and the mean
+"""Greedy evaluation of a society: every bidder bids its mean bid (spec section 3), and the mean
 bids per state are compared with Q* (the paper's central claim: truthful bids equal Q*)."""
 
 from __future__ import annotations
@@ -11,29 +11,18 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from rllib_society.bidder import mean_bid
 from rllib_society.q_values import optimal_q_values
-from rllib_society.society_env import (
-    AUCTION_INFO,
-    EPISODE_INFO,
-    SocietyEnv,
-    make_base_env,
-    module_id_of,
-)
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv, make_base_env, primitive_name
+from rllib_society.society_module import SocietyModule
 
 #: Safety cap for envs without a time limit.
 MAX_EVAL_STEPS = 1000
 
 
-def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
-    """(B, N) mean bid of each of the N primitive modules for a batch of B observations."""
-    batch = {Columns.OBS: torch.as_tensor(observations, dtype=torch.float32)}
+def greedy_bids(module: SocietyModule, observations: np.ndarray) -> np.ndarray:
+    """(B, N) mean bid of each of the N primitives for a batch of B observations."""
     with torch.no_grad():
-        columns = [
-            mean_bid(module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
-            for module in modules.values()
-        ]
-    return torch.cat(columns, dim=1).numpy()
+        return module.mean_bids(torch.as_tensor(observations, dtype=torch.float32)).numpy()
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
@@ -56,28 +45,26 @@ def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     return values
 
 
-def greedy_episode(env: SocietyEnv, modules: dict[str, RLModule], seed: int | None = None,
+def greedy_episode(env: SocietyEnv, module: SocietyModule, seed: int | None = None,
                    frames: list | None = None):
     """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...]).
 
     With a `frames` list (and an env made with ``render_mode="rgb_array"``), appends one dict per
     auction, ``{"frame", "bids", "winner", "env_steps"}``, and the final frame.
     """
-    columns = {module_id: column for column, module_id in enumerate(modules)}
-    observations, _ = env.reset(seed=seed)
+    observation, _ = env.reset(seed=seed)
     picks = []
     for _ in range(MAX_EVAL_STEPS):
         state = env.state
-        bids = greedy_bids(modules, next(iter(observations.values()))[None])[0]
+        bids = greedy_bids(module, observation[None])[0]
         if frames is not None:
             frames.append({"frame": env.base_env.render(), "bids": bids})
-        actions = {a: bids[[columns[module_id_of(a)]]] for a in env.agents}
-        observations, _, terminated, truncated, infos = env.step(actions)
-        record = next(iter(infos.values()))[AUCTION_INFO]
+        observation, _, terminated, truncated, info = env.step(np.repeat(bids, env.clones))
+        record = info[AUCTION_INFO]
         picks.append((state, record["winner"] // env.clones))
         if frames is not None:
             frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps)
-        if terminated["__all__"] or truncated["__all__"]:
+        if terminated or truncated:
             if frames is not None:
                 frames.append({"frame": env.base_env.render(), "bids": None, "winner": None,
                                "env_steps": env._env_steps, "return": record[EPISODE_INFO]["env_return"]})
@@ -108,12 +95,12 @@ def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int
 
 
 def evaluation_env(society_config: dict[str, Any]) -> SocietyEnv:
-    """The society every agent of which takes part (no dropout), for greedy evaluation."""
+    """The society every bidder of which takes part (no dropout), for greedy evaluation."""
     return SocietyEnv({**society_config, "dropout": 0.0})
 
 
 def evaluate(
-    modules: dict[str, RLModule],
+    module: SocietyModule,
     env: SocietyEnv,
     episodes: int = 1,
     seed: int | None = None,
@@ -132,7 +119,7 @@ def evaluate(
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
     for episode in range(episodes):
-        summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
+        summary, episode_picks = greedy_episode(env, module, None if seed is None else seed + episode)
         summaries.append(summary)
         if discrete:  # (state, primitive) pairs, for the bid error
             picks.update(episode_picks)
@@ -142,9 +129,9 @@ def evaluate(
         "greedy_success": float(np.mean([s["env_return"] > 0 for s in summaries])),
     }
     if discrete:
-        bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))
+        bids = greedy_bids(module, np.eye(env.base_env.observation_space.n))
         result["mean_bids"] = {
-            int(s): {module_id: float(bids[s, k]) for k, module_id in enumerate(modules)}
+            int(s): {primitive_name(k): float(bids[s, k]) for k in range(bids.shape[1])}
             for s in range(len(bids))
         }
         if q_values is not None:

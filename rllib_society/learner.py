@@ -1,18 +1,31 @@
-"""PPO learner of the society: PPO's own torch learner with `AuctionUtilityConnector` in its
-learner pipeline, so advantages are computed from auction utilities, not env rewards; with
-``standardize_advantages`` off, the spec's exact u_t - V(s_t) replaces GAE's standardized ones."""
+"""PPO learner of the society: PPO's loss for every bidder on its own auction utility, in one
+batched update of all primitives' policies (`SocietyModule`).
+
+Each primitive keeps what a separate RLlib policy would have: its loss is the masked mean over
+its own bidders' samples, its gradients are clipped by their own norm, and it has its own
+adaptive KL coefficient. Adam's statistics are per parameter anyway.
+"""
 
 from __future__ import annotations
 
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
-from ray.rllib.connectors.learner import (
-    AddOneTsToEpisodesAndTruncate,
-    GeneralAdvantageEstimation,
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.algorithms.ppo.ppo import (
+    LEARNER_RESULTS_CURR_KL_COEFF_KEY,
+    LEARNER_RESULTS_KL_KEY,
+    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
 )
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
-from rllib_society.advantages import MemorylessAdvantages
-from rllib_society.utility_connector import AuctionUtilityConnector
+from rllib_society.bidder import TorchBeta
+from rllib_society.utility_connector import BIDDER_MASK, SocietyAdvantages
 
 
 class SocietyPPOTorchLearner(PPOTorchLearner):
@@ -22,14 +35,81 @@ class SocietyPPOTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
-        auction = self.config.learner_config_dict["auction"]
+        settings = self.config.learner_config_dict
         pipeline = self._learner_connector
-        pipeline.insert_after(AddOneTsToEpisodesAndTruncate, AuctionUtilityConnector(auction=auction))
-        # insert_after silently appends when its anchor is missing: the utilities would then never
-        # reach the loss, so check the order.
-        order = [type(piece) for piece in pipeline.connectors]
-        if order.index(AuctionUtilityConnector) != order.index(AddOneTsToEpisodesAndTruncate) + 1:
-            raise RuntimeError(f"AuctionUtilityConnector misplaced in the learner pipeline: {order}")
-        if not self.config.learner_config_dict["standardize_advantages"]:
-            pipeline.remove(GeneralAdvantageEstimation)
-            pipeline.append(MemorylessAdvantages())
+        pipeline.remove(GeneralAdvantageEstimation)
+        pipeline.append(SocietyAdvantages(
+            auction=settings["auction"], standardize=settings["standardize_advantages"]))
+        self._kl_coeffs, self._last_kl, self._primitive_params = {}, {}, {}
+        for module_id, module in self.module._rl_modules.items():
+            self._kl_coeffs[module_id] = torch.full(
+                (module.num_primitives,), float(self.config.get_config_for_module(module_id).kl_coeff))
+            self._primitive_params[module_id] = [
+                [self.get_param_ref(p) for p in bidder.parameters()] for bidder in module.bidders
+            ]
+
+    @override(PPOTorchLearner)
+    def compute_loss_for_module(self, *, module_id, config, batch: dict[str, Any], fwd_out) -> torch.Tensor:
+        module = self.module[module_id].unwrapped()
+        mask = batch[BIDDER_MASK].float()
+        samples = mask.reshape(len(mask), module.num_primitives, module.clones).sum(dim=(0, 2))
+
+        def per_primitive(x: torch.Tensor) -> torch.Tensor:
+            """(B, bidders) -> (N,): the mean over each primitive's masked-in samples."""
+            summed = (x * mask).reshape(len(x), module.num_primitives, module.clones).sum(dim=(0, 2))
+            return summed / samples.clamp(min=1.0)
+
+        current = TorchBeta.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
+        previous = TorchBeta.from_logits(batch[Columns.ACTION_DIST_INPUTS])
+        actions = batch[Columns.ACTIONS]
+        ratio = torch.exp(current.logp_each(actions) - previous.logp_each(actions))
+        advantages = batch[Postprocessing.ADVANTAGES]
+        surrogate = torch.min(
+            advantages * ratio,
+            advantages * torch.clamp(ratio, 1 - config.clip_param, 1 + config.clip_param),
+        )
+        values = fwd_out[Columns.VF_PREDS].repeat_interleave(module.clones, dim=-1)
+        vf_loss = torch.pow(values - batch[Postprocessing.VALUE_TARGETS], 2.0)
+        vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
+        entropy = current.entropy_each()
+        entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        losses = per_primitive(-surrogate + config.vf_loss_coeff * vf_loss_clipped - entropy_coeff * entropy)
+        kl = per_primitive(previous.kl_each(current)) if config.use_kl_loss else torch.zeros_like(losses)
+        if config.use_kl_loss:
+            losses = losses + self._kl_coeffs[module_id].to(losses.device) * kl
+            self._last_kl[module_id] = kl.detach().cpu().numpy()
+
+        self.metrics.log_dict(
+            {
+                POLICY_LOSS_KEY: -per_primitive(surrogate).mean(),
+                VF_LOSS_KEY: per_primitive(vf_loss_clipped).mean(),
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: per_primitive(vf_loss).mean(),
+                ENTROPY_KEY: per_primitive(entropy).mean(),
+                LEARNER_RESULTS_KL_KEY: kl.mean(),
+            },
+            key=module_id,
+            window=1,
+        )
+        return losses.sum()
+
+    @override(PPOTorchLearner)
+    def _update_module_kl_coeff(self, *, module_id, config, kl_loss) -> None:
+        """PPO's adaptive KL coefficient, per primitive, from the last minibatch's KL."""
+        coeffs, kl = self._kl_coeffs[module_id], self._last_kl.get(module_id)
+        if kl is None:
+            return
+        coeffs *= torch.as_tensor(
+            np.where(kl > 2.0 * config.kl_target, 1.5, np.where(kl < 0.5 * config.kl_target, 0.5, 1.0)),
+            dtype=coeffs.dtype,
+        )
+        self.metrics.log_value((module_id, LEARNER_RESULTS_CURR_KL_COEFF_KEY), coeffs.mean().item(), window=1)
+
+    @override(PPOTorchLearner)
+    def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
+        """Clips each primitive's gradients by their own global norm, as separate policies'."""
+        if config.grad_clip:
+            clip = self._get_clip_function()
+            for refs in self._primitive_params[module_id]:
+                clip({r: module_gradients_dict[r] for r in refs if r in module_gradients_dict},
+                     grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
+        return module_gradients_dict

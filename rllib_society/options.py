@@ -94,21 +94,13 @@ class ModulePolicy:
         return int(logits.argmax(-1)[0])
 
 
-def module_folder(checkpoint: str | Path) -> Path:
-    """The single-agent RLModule inside a run, trial or checkpoint folder (`latest_checkpoint`)."""
-    from rllib_society.checkpoints import module_folders
-
-    modules = module_folders(checkpoint)
-    if len(modules) != 1:
-        raise ValueError(f"option checkpoint {checkpoint} holds modules {sorted(modules)}; an "
-                         f"option needs a single-agent policy (one module).")
-    return next(iter(modules.values()))
-
-
 def load_option_policy(checkpoint: str | Path) -> ModulePolicy:
     """The frozen greedy policy of a pre-trained single-agent PPO run (or trial, or checkpoint)."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
+    from rllib_society.checkpoints import load_module
+    from rllib_society.society_module import SocietyModule
 
-    module = RLModule.from_checkpoint(module_folder(checkpoint))
-    module.eval()
+    module = load_module(checkpoint)
+    if isinstance(module, SocietyModule):
+        raise ValueError(f"option checkpoint {checkpoint} holds a society; an option needs a "
+                         f"single-agent policy (a run with algo: monolithic).")
     return ModulePolicy(module)

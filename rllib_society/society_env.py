@@ -1,10 +1,12 @@
-"""The society as an RLlib MultiAgentEnv: every agent id bids for the state, the highest bidder's
-primitive acts on a wrapped gymnasium env (spec section 1).
+"""The society's auction as a gymnasium env: every bidder bids for the state, the highest
+bidder's primitive acts on a wrapped gymnasium env (spec section 1).
 
-Each env action is a primitive; each primitive bids through `clones` agent ids that share one
-policy. The env hands the winner the env reward as a placeholder: the exact auction utilities
-need the next step's bids, so `AuctionUtilityConnector` rewrites the rewards on the learner from
-the auction record this env writes into every agent's infos.
+Each env action is a primitive; each primitive bids through `clones` bidders that share its
+policy. The whole society acts as one RLlib agent whose action is the vector of all bids (see
+`SocietyModule`): RLlib's per-agent bookkeeping was measured to cost more than the society
+itself, growing with every bidder. The reward is the env reward (RLlib's episode return); the
+exact auction utilities need the next step's bids, so `SocietyAdvantages` computes them on the
+learner from the auction record this env writes into every step's info.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
 from rllib_society.auction import clear_auctions, episode_utilities
 from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
 
-#: Key of the auction record in each agent's info dict.
+#: Key of the auction record in each step's info dict.
 AUCTION_INFO = "auction"
 #: Key of the episode summary, added to the auction record of an episode's last step.
 EPISODE_INFO = "episode"
@@ -40,14 +41,9 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
 }
 
 
-def agent_id(primitive: int, clone: int) -> str:
-    """The agent id of a primitive's clone, e.g. ``p3_c1``."""
-    return f"p{primitive}_c{clone}"
-
-
-def module_id_of(agent: str, *args, **kwargs) -> str:
-    """RLlib `policy_mapping_fn`: all clones of primitive k share the module ``p{k}``."""
-    return agent.split("_", 1)[0]
+def primitive_name(primitive: int) -> str:
+    """The name of primitive k in metrics and plots: ``p{k}``."""
+    return f"p{primitive}"
 
 
 def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
@@ -109,15 +105,15 @@ def check_base_env(env: gym.Env, env_id: str) -> None:
         )
 
 
-class SocietyEnv(MultiAgentEnv):
-    """A gymnasium env with a Discrete action space, run as an auction among bidding agents.
+class SocietyEnv(gym.Env):
+    """A gymnasium env with a Discrete action space, run as an auction among bidders.
 
     Config keys (``env_config`` of the RLlib config), defaults in `DEFAULT_SOCIETY_CONFIG`:
         env: gymnasium id of the wrapped env. env_config: its constructor arguments.
         auction: the auction whose utilities the episode summary reports (see `AUCTIONS`).
-        clones: agent ids per primitive (1 = solitary society).
-        dropout: probability that an agent id sits out a whole episode (at most all but two do).
-        dropout_unit: "agent" (each id on its own, the spec's) or "primitive" (a primitive's
+        clones: bidders per primitive (1 = solitary society).
+        dropout: probability that a bidder sits out a whole episode (at most all but two do).
+        dropout_unit: "agent" (each bidder on its own, the spec's) or "primitive" (a primitive's
             clones sit out together, so an active primitive always bids against its twin).
         gamma: the society's discount, applied inside the utilities.
         reward_scale: env rewards are multiplied by it before the auction.
@@ -127,8 +123,10 @@ class SocietyEnv(MultiAgentEnv):
         option_done_action: the env action with which an option says it is done.
         option_max_steps: optional cap on one option's env steps (else the env's time limit).
 
-    Observations are the wrapped env's state (Discrete states one-hot); each action is a bid,
-    a float in [0, 1].
+    Observations are the wrapped env's state (Discrete states one-hot). The action holds one bid
+    in [0, 1] per bidder, bidder ``k * clones + c`` being clone c of primitive k; the bids of
+    bidders sitting out are ignored. The reward is the (scaled) env reward of the winner's
+    primitive; the info holds the auction record (`AUCTION_INFO`).
     """
 
     def __init__(self, config: dict | None = None):
@@ -138,41 +136,29 @@ class SocietyEnv(MultiAgentEnv):
         check_base_env(self.base_env, self.config["env"])
         self.num_primitives = int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
-        self.possible_agents = [
-            agent_id(k, c) for k in range(self.num_primitives) for c in range(self.clones)
-        ]
-        self.agents = list(self.possible_agents)
+        self.num_bidders = self.num_primitives * self.clones
         base_obs = self.base_env.observation_space
         self._one_hot_size = base_obs.n if isinstance(base_obs, gym.spaces.Discrete) else None
-        obs_space = (
+        self.observation_space = (
             gym.spaces.Box(0.0, 1.0, (self._one_hot_size,), np.float32)
             if self._one_hot_size is not None
             else gym.spaces.Box(base_obs.low, base_obs.high, base_obs.shape, np.float32)
         )
-        bid_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
-        self.observation_spaces = {a: obs_space for a in self.possible_agents}
-        self.action_spaces = {a: bid_space for a in self.possible_agents}
-        self._rng = np.random.default_rng()
-        self._active = np.ones(len(self.possible_agents), dtype=bool)
+        self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
+        self.active = np.ones(self.num_bidders, dtype=bool)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
+        super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
         state, _ = self.base_env.reset(seed=seed, options=options)
-        self._active = self._sample_active()
-        self.agents = [a for a, on in zip(self.possible_agents, self._active) if on]
+        self.active = self._sample_active()
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r")}
         self._env_steps = 0
         self.state = state
-        obs = self._encode(state)
-        return {a: obs for a in self.agents}, {a: {} for a in self.agents}
+        return self._encode(state), {}
 
-    def step(self, action_dict: dict[str, np.ndarray]):
-        bids = np.full(len(self.possible_agents), np.nan)
-        for index, agent in enumerate(self.possible_agents):
-            if self._active[index]:
-                bids[index] = float(np.clip(np.asarray(action_dict[agent]).reshape(-1)[0], 0, 1))
-        winners, prices = clear_auctions(bids[None], self._active[None])
+    def step(self, action: np.ndarray):
+        bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
+        winners, prices = clear_auctions(bids[None], self.active[None])
         winner = int(winners[0])
         state, env_reward, discount, terminated, truncated = self.apply_primitive(
             winner // self.clones
@@ -183,9 +169,8 @@ class SocietyEnv(MultiAgentEnv):
             self._history[key].append(value)
 
         record = {
-            "agents": self.possible_agents,
             "bids": bids,
-            "active": self._active,
+            "active": self.active,
             "winner": winner,
             "price": float(prices[0]),
             "reward": reward,
@@ -195,14 +180,7 @@ class SocietyEnv(MultiAgentEnv):
         if last:
             record[EPISODE_INFO] = self._episode_summary()
         self.state = state
-        obs = self._encode(state)
-        return (
-            {a: obs for a in self.agents},
-            {a: (reward if a == self.possible_agents[winner] else 0.0) for a in self.agents},
-            {"__all__": terminated},
-            {"__all__": truncated},
-            {a: {AUCTION_INFO: record} for a in self.agents},
-        )
+        return self._encode(state), reward, terminated, truncated, {AUCTION_INFO: record}
 
     def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
         """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
@@ -216,15 +194,15 @@ class SocietyEnv(MultiAgentEnv):
         return state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated
 
     def _sample_active(self) -> np.ndarray:
-        """Agent dropout: each unit (agent id, or primitive with its clones) sits out with
-        probability `dropout`, but at least two ids always stay."""
+        """Agent dropout: each unit (bidder, or primitive with its clones) sits out with
+        probability `dropout`, but at least two bidders always stay."""
         by_primitive = self.config["dropout_unit"] == "primitive"
-        units = self.num_primitives if by_primitive else len(self.possible_agents)
+        units = self.num_primitives if by_primitive else self.num_bidders
         ids_per_unit = self.clones if by_primitive else 1
-        active = self._rng.random(units) >= self.config["dropout"]
+        active = self.np_random.random(units) >= self.config["dropout"]
         missing = min(-(-2 // ids_per_unit), units) - int(active.sum())
         if missing > 0:
-            active[self._rng.choice(np.flatnonzero(~active), missing, replace=False)] = True
+            active[self.np_random.choice(np.flatnonzero(~active), missing, replace=False)] = True
         return np.repeat(active, ids_per_unit)
 
     def _encode(self, state) -> np.ndarray:
@@ -238,7 +216,7 @@ class SocietyEnv(MultiAgentEnv):
         """Per-episode metrics: env return (env units), win frequency, mean bid and mean utility
         per auction step of each primitive."""
         bids = np.array(self._history["bids"])
-        active = np.broadcast_to(self._active, bids.shape)
+        active = np.broadcast_to(self.active, bids.shape)
         utilities = episode_utilities(
             bids, self._history["rewards"], self._history["discounts"],
             self.config["auction"], active,

@@ -5,7 +5,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rllib_society.bidder import TorchBeta, mean_bid
+from rllib_society.bidder import TorchBeta
 
 
 def logits(mean_logit, concentration_logit):
@@ -23,7 +23,7 @@ def test_mean_is_sigmoid_and_concentration_is_softplus():
     dist = TorchBeta.from_logits(logits(1.2, 500 - np.log(np.expm1(2.0))))
     mean = torch.sigmoid(torch.tensor(1.2))
     assert torch.allclose(dist.alpha + dist.beta, torch.tensor([[500.0]]), rtol=1e-4)
-    assert torch.allclose(mean_bid(logits(1.2, 0.0)), mean.reshape(1, 1))
+    assert torch.allclose(TorchBeta.from_logits(logits(1.2, 0.0)).to_deterministic().loc, mean.reshape(1, 1))
     samples = dist.sample(sample_shape=(2000,))
     assert abs(float(samples.mean()) - float(mean)) < 0.005 and float(samples.std()) < 0.03
 

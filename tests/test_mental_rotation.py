@@ -263,7 +263,7 @@ def test_a_larger_library_gives_a_larger_society():
     from rllib_society.society_env import SocietyEnv
 
     society = SocietyEnv({"env": "MentalRotation-v0", "env_config": {"num_primitives": 10}})
-    assert society.num_primitives == 10 and len(society.possible_agents) == 20
+    assert society.num_primitives == 10 and society.num_bidders == 20
 
 
 # ------------------------------------------------------------------------------ end to end

@@ -38,16 +38,16 @@ def society(task: str, options, **config):
 
 def bid(env, bids_per_primitive):
     """One auction with each primitive's clones bidding the given bid and 0.01 less."""
-    actions = {f"p{k}_c{c}": np.array([b - 0.01 * c]) for k, b in enumerate(bids_per_primitive) for c in range(2)}
-    observations, rewards, terminated, truncated, infos = env.step(actions)
-    return rewards, terminated["__all__"], truncated["__all__"], infos["p0_c0"][AUCTION_INFO]
+    actions = np.array([b - 0.01 * c for b in bids_per_primitive for c in range(2)], np.float32)
+    observation, reward, terminated, truncated, info = env.step(actions)
+    return reward, terminated, truncated, info[AUCTION_INFO]
 
 
 def test_an_option_is_one_auction_step_with_discounted_reward_and_discount_gamma_to_the_length():
     red = Scripted([TOGGLE, FORWARD, FORWARD, DONE])          # ends in room 2: 4 env steps
     green = Scripted([FORWARD, FORWARD, LEFT, FORWARD, DONE])  # then done on green: 5 steps
     env = society("Pretrain", [red, green, Scripted([DONE])])
-    assert env.num_primitives == 3 and len(env.possible_agents) == 6
+    assert env.num_primitives == 3 and env.num_bidders == 6
 
     _, terminated, _, first = bid(env, [0.7, 0.5, 0.2])
     assert first["winner"] == 0 and not terminated
@@ -97,7 +97,8 @@ def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
 
 def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
     from rllib_society.config import load_config
-    from rllib_society.options import load_option_policy, module_folder
+    from rllib_society.checkpoints import module_folder
+    from rllib_society.options import load_option_policy
     from rllib_society.training import train
 
     config = load_config("configs/tworooms_primitives.yaml", {

@@ -1,11 +1,11 @@
-"""SocietyEnv: agent ids, clones, dropout, observations, the auction record and its episode
-summary, and RLlib's own multi-agent env checker."""
+"""SocietyEnv: the bid vector, clones, dropout, observations, the auction record and its episode
+summary, and gymnasium's env checker."""
 
 import numpy as np
 import pytest
 
 from rllib_society.auction import episode_utilities
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv, module_id_of
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv
 
 
 def make(**config):
@@ -13,33 +13,32 @@ def make(**config):
 
 
 def bid(env, values):
-    """Action dict giving each primitive's clones the same bid."""
-    return {a: np.array([values[int(module_id_of(a)[1:])]], np.float32) for a in env.agents}
+    """The bid vector giving each primitive's clones the same bid."""
+    return np.repeat(np.asarray(values, np.float32), env.clones)
 
 
-def test_agent_ids_clones_and_modules():
+def test_bid_vector_has_one_bid_per_clone():
     env = make(clones=3)
-    assert env.possible_agents == [f"p{k}_c{c}" for k in range(2) for c in range(3)]
-    assert {module_id_of(a) for a in env.possible_agents} == {"p0", "p1"}
-    assert env.observation_spaces["p0_c0"].shape == (7,)
+    assert env.num_primitives == 2 and env.num_bidders == 6
+    assert env.action_space.shape == (6,) and env.observation_space.shape == (7,)
 
 
-def test_rllib_accepts_the_env():
-    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+def test_gymnasium_accepts_the_env():
+    from gymnasium.utils.env_checker import check_env
 
-    check_multiagent_environments(make())
+    check_env(make(), skip_render_check=True)
 
 
-def test_winner_acts_and_gets_the_env_reward_as_placeholder():
+def test_winner_acts_and_the_reward_is_the_scaled_env_reward():
     env = make(clones=2, reward_scale=0.5)
     obs, _ = env.reset(seed=0)
-    np.testing.assert_array_equal(obs["p0_c0"], np.eye(7)[0])
+    np.testing.assert_array_equal(obs, np.eye(7)[0])
     for step in range(5):  # Right (p1) outbids Left (p0) five times: the goal
-        obs, rewards, terminated, truncated, infos = env.step(bid(env, [0.2, 0.6]))
-    record = infos["p1_c0"][AUCTION_INFO]
-    assert terminated["__all__"] and not truncated["__all__"] and record["last"]
+        obs, reward, terminated, truncated, info = env.step(bid(env, [0.2, 0.6]))
+    record = info[AUCTION_INFO]
+    assert terminated and not truncated and record["last"]
     assert record["winner"] == 2 and record["price"] == pytest.approx(0.6)  # twin tie: c0 wins
-    assert rewards == {"p0_c0": 0.0, "p0_c1": 0.0, "p1_c0": pytest.approx(0.4), "p1_c1": 0.0}
+    assert reward == pytest.approx(0.4)
     summary = record[EPISODE_INFO]
     assert summary["env_return"] == pytest.approx(0.8)  # env units, not scaled
     assert summary["env_steps"] == summary["auction_steps"] == 5
@@ -52,22 +51,22 @@ def test_episode_summary_utilities_match_the_auction_maths():
     env.reset(seed=0)
     bids = [[0.5, 0.3], [0.1, 0.7], [0.2, 0.9], [0.6, 0.8], [0.1, 0.4], [0.3, 0.35]]
     for b in bids:
-        _, _, terminated, _, infos = env.step(bid(env, b))
-        if terminated["__all__"]:
+        _, _, terminated, _, info = env.step(bid(env, b))
+        if terminated:
             break
     # Left, Right, Right, Right, Right, Right: state 0,0,1,2,3,4 -> goal after 6 steps
     expected = episode_utilities(np.array(bids), [0] * 5 + [0.8], [0.99] * 6, "bb")
-    summary = infos["p0_c0"][AUCTION_INFO][EPISODE_INFO]
+    summary = info[AUCTION_INFO][EPISODE_INFO]
     np.testing.assert_allclose(summary["utility"], expected.sum(axis=0) / 6, atol=1e-6)  # float32 bids
 
 
-def test_time_limit_truncates_and_every_agent_gets_a_final_observation():
+def test_time_limit_truncates():
     env = make()
     env.reset(seed=0)
     for _ in range(20):
-        obs, _, terminated, truncated, _ = env.step(bid(env, [0.9, 0.1]))  # always Left
-    assert truncated["__all__"] and not terminated["__all__"]
-    assert set(obs) == set(env.agents)
+        obs, _, terminated, truncated, info = env.step(bid(env, [0.9, 0.1]))  # always Left
+    assert truncated and not terminated and info[AUCTION_INFO]["last"]
+    np.testing.assert_array_equal(obs, np.eye(7)[0])
 
 
 def test_dropout_keeps_two_and_is_seeded():
@@ -75,12 +74,12 @@ def test_dropout_keeps_two_and_is_seeded():
     sizes = []
     for seed in range(50):
         env.reset(seed=seed)
-        sizes.append(len(env.agents))
+        sizes.append(int(env.active.sum()))
     assert min(sizes) == 2 and max(sizes) <= 8
     env.reset(seed=3)
-    first = list(env.agents)
+    first = env.active.copy()
     env.reset(seed=3)
-    assert env.agents == first
+    np.testing.assert_array_equal(env.active, first)
 
 
 @pytest.mark.parametrize("clones", [1, 2, 3])
@@ -89,24 +88,25 @@ def test_primitive_dropout_keeps_clones_together(clones):
     counts = []
     for seed in range(200):
         env.reset(seed=seed)
-        primitives = [module_id_of(a) for a in env.agents]
-        assert all(primitives.count(p) == clones for p in set(primitives))  # whole primitives
-        assert len(env.agents) >= 2
-        counts.append(len(set(primitives)))
+        by_primitive = env.active.reshape(env.num_primitives, clones)
+        assert (by_primitive.all(axis=1) | ~by_primitive.any(axis=1)).all()  # whole primitives
+        assert env.active.sum() >= 2
+        counts.append(int(by_primitive.all(axis=1).sum()))
     # clones >= 2: one primitive with its twin is a valid auction; solitary needs two primitives.
     assert min(counts) == (1 if clones >= 2 else 2) and max(counts) >= 3
 
 
-def test_dropped_agents_cannot_win():
+def test_dropped_bidders_cannot_win():
     env = make(env="Bandit-v0", clones=1, dropout=0.9)
     for seed in range(20):
         env.reset(seed=seed)
-        _, _, _, _, infos = env.step({a: np.array([1.0 - 0.1 * int(a[1])], np.float32) for a in env.agents})
-        record = next(iter(infos.values()))[AUCTION_INFO]
+        _, _, _, _, info = env.step(1.0 - 0.1 * np.arange(4, dtype=np.float32))
+        record = info[AUCTION_INFO]
         assert record["active"][record["winner"]]
-        assert env.possible_agents[record["winner"]] == env.agents[0]  # highest bid among active
+        assert record["winner"] == np.flatnonzero(env.active)[0]  # highest bid among active
+        assert np.isnan(record["bids"][~env.active]).all()
 
 
 def test_box_observations_pass_through():
     env = SocietyEnv({"env": "FrozenLake-v1", "env_config": {"is_slippery": False}})
-    assert env.num_primitives == 4 and env.observation_spaces["p0_c0"].shape == (16,)
+    assert env.num_primitives == 4 and env.observation_space.shape == (16,)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint, module_folders
+from rllib_society.checkpoints import latest_checkpoint, load_module, module_folder
 from rllib_society.config import load_config, load_grid
+from rllib_society.options import load_option_policy
+from rllib_society.society_module import SocietyModule
 
 TINY = {"stop_timesteps": 256}
 TINY_SETS = ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2",
@@ -36,14 +38,17 @@ def primitives(ray_session, tmp_path_factory):
 
 def test_each_primitive_is_a_single_policy_checkpoint(primitives):
     for trial in primitives:
-        assert list(module_folders(trial)) == ["default_policy"]
+        assert module_folder(trial).name == "default_policy"
+        assert not isinstance(load_module(trial), SocietyModule)
 
 
 def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primitives, tmp_path):
     options = {"options": primitives}
     pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
     assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
-    assert sorted(module_folders(tmp_path / "pretrain")) == ["p0", "p1", "p2"]
+    assert len(load_module(tmp_path / "pretrain").bidders) == 3  # one policy per option
+    with pytest.raises(ValueError, match="holds a society"):  # a society is no option
+        load_option_policy(tmp_path / "pretrain")
     assert (tmp_path / "pretrain" / "episode.png").stat().st_size > 0  # the greedy episode strip
 
     transfer = run(tmp_path, "configs/tworooms_transfer.yaml", "transfer",
@@ -55,7 +60,7 @@ def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primiti
 
 def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_session):
     import torch
-    from ray.rllib.core.rl_module.rl_module import RLModule
+    from ray.rllib.core import DEFAULT_MODULE_ID
 
     from rllib_society.algo_config import SocietyPPO, trial_param_space
 
@@ -66,13 +71,12 @@ def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_s
     }, TINY_SETS)
     algo = SocietyPPO(trial_param_space(config))
     try:
-        saved = RLModule.from_checkpoint(latest_checkpoint(tmp_path / "pretrain") / MODULES_SUBDIR / "p1")
-        trained = algo.learner_group.get_weights(module_ids=["p1"])["p1"]
-        acting = algo.get_module("p1").state_dict()  # the env runner's (inference-only: no value head sync)
+        saved = load_module(tmp_path / "pretrain")
+        trained = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
+        acting = algo.get_module().state_dict()  # the env runner's copy
         for name, value in saved.state_dict().items():
             torch.testing.assert_close(torch.as_tensor(trained[name]), value)
-            if not name.startswith("vf."):
-                torch.testing.assert_close(acting[name], value)
+            torch.testing.assert_close(acting[name], value)
     finally:
         algo.stop()
 

@@ -1,4 +1,4 @@
-"""The rewards PPO trains each bid on equal the exact auction utilities of its episode.
+"""The advantages PPO trains each bid on come from the exact auction utilities of its episode.
 
 Like SB3's GAE test: sample real episodes, recompute the utilities independently from the
 recorded actions (the bids) and the env rewards, and compare them with what the learner's own
@@ -9,20 +9,15 @@ import copy
 
 import numpy as np
 import pytest
-from ray.rllib.connectors.learner import (
-    AddColumnsFromEpisodesToTrainBatch,
-    AddOneTsToEpisodesAndTruncate,
-    GeneralAdvantageEstimation,
-)
-from ray.rllib.core.columns import Columns
-
+import torch
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from rllib_society.advantages import MemorylessAdvantages
 from rllib_society.algo_config import build_algo_config
 from rllib_society.auction import episode_utilities
 from rllib_society.config import load_config
-from rllib_society.utility_connector import AuctionUtilityConnector
+from rllib_society.society_env import AUCTION_INFO
+from rllib_society.utility_connector import BIDDER_MASK, SocietyAdvantages
 
 
 @pytest.fixture(scope="module")
@@ -44,80 +39,67 @@ def build(algorithms, auction, **overrides):
     return algorithms[key]
 
 
-def expected_utilities(episode, auction, gamma):
-    """(T, agents) utilities of one episode chunk from its actions and placeholder rewards."""
-    agents = sorted(episode.agent_episodes, key=lambda a: (int(a[1:].split("_")[0]), a))
-    chunks = [episode.agent_episodes[a] for a in agents]
-    bids = np.stack([c.get_actions()[:, 0] for c in chunks], axis=1)
-    env_rewards = np.sum([c.get_rewards() for c in chunks], axis=0)  # the winner got r_t, others 0
-    steps = len(bids)
-    return agents, episode_utilities(bids, env_rewards, np.full(steps, gamma), auction)
-
-
-def pipeline_order(algo):
-    return [type(c) for c in algo.learner_group._learner._learner_connector.connectors]
-
-
-def test_learner_pipeline_places_the_connector_before_rewards_are_batched(algorithms):
-    order = pipeline_order(build(algorithms, "ccv"))
-    position = order.index(AuctionUtilityConnector)
-    assert order[position - 1] is AddOneTsToEpisodesAndTruncate
-    assert position < order.index(AddColumnsFromEpisodesToTrainBatch) < order.index(GeneralAdvantageEstimation)
-    # Without standardization, the memoryless advantages replace GAE, last in the pipeline.
-    exact = pipeline_order(build(algorithms, "ccv", standardize_advantages=False))
-    assert exact[-1] is MemorylessAdvantages and GeneralAdvantageEstimation not in exact
-
-
-def test_exact_advantages_are_utility_minus_value(algorithms):
-    algo = build(algorithms, "ccv", standardize_advantages=False)
+def learner_batch(algo):
+    """Samples episodes and runs the learner's whole connector pipeline on copies of them.
+    Returns (the original episodes, the society module's train batch, the learner)."""
     episodes = algo.env_runner.sample(num_timesteps=300, random_actions=False)
+    originals = [copy.deepcopy(e) for e in episodes]
     learner = algo.learner_group._learner
     batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=episodes,
                                        shared_data={}, metrics=learner.metrics)
-    for module_id, module_batch in batch.items():
-        rewards = module_batch[Columns.REWARDS].numpy()
-        values = learner.module[module_id].compute_values(module_batch).detach().numpy()
-        advantages = module_batch[Postprocessing.ADVANTAGES].numpy()
-        np.testing.assert_allclose(advantages, rewards - values, atol=1e-6)
-        np.testing.assert_allclose(module_batch[Postprocessing.VALUE_TARGETS].numpy(), rewards)
-        assert abs(advantages.std() - 1.0) > 0.1  # not standardized
+    (module_batch,) = batch.values()
+    return originals, {k: v.detach().numpy() for k, v in module_batch.items()}, learner
+
+
+def expected(episodes, auction, gamma):
+    """(rows, bidders) utilities and mask from the recorded bids, rewards and active bidders,
+    with PPO's artificial last row per chunk."""
+    utilities, masks = [], []
+    for episode in episodes:
+        bids = np.clip(episode.get_actions(), 0, 1)
+        active = np.stack([info[AUCTION_INFO]["active"] for info in episode.get_infos()[1:]])
+        steps = len(bids)
+        u = episode_utilities(np.where(active, bids, np.nan), episode.get_rewards(),
+                              np.full(steps, gamma), auction, active)
+        exact = steps if episode.is_done else steps - 1  # a cut chunk's last auction is unknowable
+        mask = active.copy()
+        mask[exact:] = False
+        utilities.append(np.vstack([u, np.zeros((1, u.shape[1]))]))
+        masks.append(np.vstack([mask, np.zeros((1, u.shape[1]), bool)]))
+    return np.vstack(utilities), np.vstack(masks)
+
+
+def test_learner_pipeline_ends_with_the_society_advantages(algorithms):
+    pipeline = build(algorithms, "ccv").learner_group._learner._learner_connector
+    order = [type(c) for c in pipeline.connectors]
+    assert order[-1] is SocietyAdvantages and GeneralAdvantageEstimation not in order
 
 
 @pytest.mark.parametrize("auction, dropout", [("ccv", 0.0), ("v", 0.3), ("bb", 0.3), ("env", 0.0)])
-def test_batch_rewards_equal_exact_utilities(algorithms, auction, dropout):
-    algo = build(algorithms, auction, dropout=dropout)
-    episodes = algo.env_runner.sample(num_timesteps=300, random_actions=False)
-    originals = {id(e): copy.deepcopy(e) for e in episodes}
-    learner = algo.learner_group._learner
-    pipeline = learner._learner_connector.connectors
-    # Run PPO's learner pipeline up to the point where rewards enter the train batch.
-    batch, shared = {}, {}
-    for piece in pipeline[: pipeline.index(next(c for c in pipeline if isinstance(c, AddColumnsFromEpisodesToTrainBatch))) + 1]:
-        batch = piece(rl_module=learner.module, batch=batch, episodes=episodes, shared_data=shared)
-
-    checked = masked = cut_chunks = 0
-    for episode in episodes:
-        original = originals[id(episode)]
-        agents, utilities = expected_utilities(original, auction, gamma=0.99)
-        steps = len(utilities)
-        done = original.is_done
-        cut_chunks += not done
-        for column, agent in enumerate(agents):
-            key = (episode.id_, agent, agent.split("_")[0])
-            rewards = np.asarray(batch[Columns.REWARDS][key], dtype=np.float64).reshape(-1)
-            mask = np.asarray(batch[Columns.LOSS_MASK][key], dtype=bool).reshape(-1)
-            assert len(rewards) == steps + 1  # plus PPO's artificial bootstrap step
-            exact = steps if done else steps - 1  # a cut chunk's last auction is unknowable
-            np.testing.assert_allclose(rewards[:exact], utilities[:exact, column], atol=1e-6)
-            assert mask[:exact].all() and not mask[exact:].any()
-            checked += exact
-            masked += steps - exact
-    assert cut_chunks > 0 and checked > 200  # both chunk kinds were exercised
-    assert masked == sum(len(originals[id(e)].agent_episodes) for e in episodes if not originals[id(e)].is_done)
+def test_value_targets_are_the_exact_utilities(algorithms, auction, dropout):
+    originals, batch, _ = learner_batch(build(algorithms, auction, dropout=dropout))
+    utilities, mask = expected(originals, auction, gamma=0.99)
+    np.testing.assert_array_equal(batch[BIDDER_MASK], mask)
+    np.testing.assert_allclose(batch[Postprocessing.VALUE_TARGETS][mask], utilities[mask], atol=1e-6)
+    cut = [e for e in originals if not e.is_done]
+    assert cut and mask.sum() > 200  # both chunk kinds were exercised
+    if dropout:
+        sizes = {int(info[AUCTION_INFO]["active"].sum()) for e in originals for info in e.get_infos()[1:]}
+        assert min(sizes) >= 2 and len(sizes) > 1  # dropout varies the society, two always stay
 
 
-def test_dropout_varies_the_society_and_keeps_two(algorithms):
-    algo = build(algorithms, "ccv", dropout=0.3)
-    episodes = algo.env_runner.sample(num_timesteps=300, random_actions=False)
-    sizes = {len(e.agent_episodes) for e in episodes}
-    assert min(sizes) >= 2 and len(sizes) > 1  # dropout varies the society, two always stay
+def test_exact_advantages_are_utility_minus_value(algorithms):
+    originals, batch, learner = learner_batch(build(algorithms, "ccv", standardize_advantages=False))
+    (module,) = learner.module._rl_modules.values()
+    with torch.no_grad():
+        values = module.compute_values({"obs": torch.as_tensor(batch["obs"])}).numpy()
+    targets = batch[Postprocessing.VALUE_TARGETS]
+    np.testing.assert_allclose(batch[Postprocessing.ADVANTAGES], targets - np.repeat(values, 2, axis=1), atol=1e-6)
+
+
+def test_standardized_advantages_are_per_primitive(algorithms):
+    _, batch, _ = learner_batch(build(algorithms, "ccv", dropout=0.3))
+    advantages, mask = batch[Postprocessing.ADVANTAGES], batch[BIDDER_MASK]
+    for first in (0, 2):  # primitive k owns bidder columns 2k, 2k + 1
+        valid = advantages[:, first:first + 2][mask[:, first:first + 2]]
+        assert abs(valid.mean()) < 1e-4 and abs(valid.std() - 1.0) < 1e-3
