@@ -57,6 +57,9 @@ def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
             },
         )
         .callbacks(SocietyMetricsCallback)
+        # RLlib checks every gradient tensor for NaN/inf one by one; the society's learner does
+        # the same for all tensors at once (`postprocess_gradients_for_module`).
+        .framework(torch_skip_nan_gradients=True)
     )
     # `minibatch_size` counts one primitive's samples, as RLlib counted a policy's: each auction
     # step gives a primitive one sample per clone.

@@ -105,11 +105,35 @@ class SocietyPPOTorchLearner(PPOTorchLearner):
         self.metrics.log_value((module_id, LEARNER_RESULTS_CURR_KL_COEFF_KEY), coeffs.mean().item(), window=1)
 
     @override(PPOTorchLearner)
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        """RLlib's Adam, stepping all bidders' tensors at once (``foreach``: the same maths)."""
+        params = self.get_parameters(self._module[module_id])
+        self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, foreach=True),
+                                params=params, lr_or_lr_schedule=config.lr)
+
+    @staticmethod
+    @override(PPOTorchLearner)
+    def _set_optimizer_lr(optimizer, lr) -> None:
+        """RLlib's schedules give a tensor learning rate, which multi-tensor Adam refuses."""
+        for group in optimizer.param_groups:
+            group["lr"] = float(lr)
+
+    @override(PPOTorchLearner)
     def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
-        """Clips each primitive's gradients by their own global norm, as separate policies'."""
+        """Zeroes non-finite gradient entries (RLlib's default, which the society config moves
+        here: `society_ppo_config`) and clips each primitive's gradients by their own global
+        norm, as separate policies' would be. Batched over all tensors: a society has many."""
+        groups = self._primitive_params[module_id]
+        grads = [module_gradients_dict[ref] for refs in groups for ref in refs]
+        norms = torch.stack(torch._foreach_norm(grads))
+        if not torch.isfinite(norms).all():
+            for grad, norm in zip(grads, norms):
+                if not torch.isfinite(norm):
+                    grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            norms = torch.stack(torch._foreach_norm(grads))
         if config.grad_clip:
-            clip = self._get_clip_function()
-            for refs in self._primitive_params[module_id]:
-                clip({r: module_gradients_dict[r] for r in refs if r in module_gradients_dict},
-                     grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
+            owner = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g) for g in groups]))
+            primitive_norms = torch.zeros(len(groups)).index_add_(0, owner, norms ** 2).sqrt()
+            scale = (config.grad_clip / (primitive_norms + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, list(scale[owner].unbind()))
         return module_gradients_dict

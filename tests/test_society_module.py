@@ -112,6 +112,19 @@ def test_gradients_are_clipped_per_primitive(algo):
         torch.testing.assert_close(clipped[learner.get_param_ref(p)], torch.full_like(p, 1e-3))
 
 
+def test_non_finite_gradients_are_zeroed(algo):
+    learner, module_id, module = society(algo)
+    config = learner.config.get_config_for_module(module_id)
+    assert config.torch_skip_nan_gradients  # RLlib's own per-tensor check is left to the learner
+    grads = {learner.get_param_ref(p): torch.full_like(p, 1e-3) for p in module.parameters()}
+    broken = learner.get_param_ref(module.bidders[1].pi.net.mlp[0].weight)
+    grads[broken][0, 0] = float("nan")
+    clipped = learner.postprocess_gradients_for_module(
+        module_id=module_id, config=config, module_gradients_dict=grads)
+    assert torch.isfinite(clipped[broken]).all() and clipped[broken][0, 0] == 0
+    assert clipped[broken][0, 1] == pytest.approx(1e-3)
+
+
 def test_kl_coefficients_adapt_per_primitive(algo):
     learner, module_id, _ = society(algo)
     config = learner.config.get_config_for_module(module_id)
@@ -127,3 +140,40 @@ def test_the_sampled_action_is_the_bid_vector(algo):
     actions = np.concatenate([e.get_actions() for e in episodes])
     assert actions.shape[1] == SocietyEnv({"env": "Chain-v0", "env_config": {"num_actions": 3}}).num_bidders
     assert ((actions > 0) & (actions < 1)).all()
+
+
+@pytest.mark.parametrize("vf_share_layers", [False, True])
+def test_stacked_mlps_compute_what_each_bidder_computes(vf_share_layers):
+    import gymnasium as gym
+
+    module = SocietyModule(
+        observation_space=gym.spaces.Box(0, 1, (7,), np.float32),
+        action_space=gym.spaces.Box(0, 1, (6,), np.float32),
+        model_config={"num_primitives": 3, "clones": 2, "fcnet_hiddens": [16, 8],
+                      "fcnet_activation": "tanh", "vf_share_layers": vf_share_layers},
+    )
+    assert module._mlps is not None and (module._mlps["critic"] is None) == vf_share_layers
+    batch = {Columns.OBS: torch.rand(5, 7)}
+    stacked = module.forward_train(batch)
+    module._mlps = None  # the one-primitive-after-the-other path
+    looped = module.forward_train(batch)
+    for key in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS):
+        torch.testing.assert_close(stacked[key], looped[key])
+    # Gradients reach each bidder's own parameters through the stacked weights.
+    stacked[Columns.VF_PREDS][:, 1].sum().backward()
+    assert module.bidders[1].vf.net.mlp[0].weight.grad.abs().sum() > 0
+    assert module.bidders[0].vf.net.mlp[0].weight.grad.abs().sum() == 0
+
+
+def test_cnn_bidders_run_one_after_the_other():
+    import gymnasium as gym
+
+    module = SocietyModule(
+        observation_space=gym.spaces.Box(0, 1, (16, 16, 1), np.float32),
+        action_space=gym.spaces.Box(0, 1, (4,), np.float32),
+        model_config={"num_primitives": 2, "clones": 2, "conv_filters": [[4, [4, 4], 2]],
+                      "head_fcnet_hiddens": [8], "vf_share_layers": True},
+    )
+    assert module._mlps is None
+    out = module.forward_train({Columns.OBS: torch.rand(3, 16, 16, 1)})
+    assert out[Columns.ACTION_DIST_INPUTS].shape == (3, 8) and out[Columns.VF_PREDS].shape == (3, 2)
