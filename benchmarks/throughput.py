@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from rllib_society.config import load_config  # noqa: E402
 
-COLUMNS = ["env", "primitives", "agents", "env_runners", "envs_per_runner", "algo", "sample_sps",
+COLUMNS = ["env", "primitives", "bidders", "env_runners", "envs_per_runner", "algo", "sample_sps",
            "train_sps", "sample_ratio", "train_ratio", "env_pct", "forward_pct", "connectors_pct",
            "learner_pct", "rest_pct"]
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
             algo.stop()
         size = count_primitives(config.society_config())
         for name, numbers in measured.items():
-            row = {"env": config.env, "primitives": size, "agents": size * args.clones if name == "society" else 1,
+            row = {"env": config.env, "primitives": size, "bidders": size * args.clones if name == "society" else 1,
                    "env_runners": runners, "envs_per_runner": num_envs, "algo": name, **numbers,
                    "sample_ratio": numbers["sample_sps"] / measured["single-agent PPO"]["sample_sps"],
                    "train_ratio": numbers["train_sps"] / measured["single-agent PPO"]["train_sps"]}

@@ -177,3 +177,8 @@ def test_cnn_bidders_run_one_after_the_other():
     assert module._mlps is None
     out = module.forward_train({Columns.OBS: torch.rand(3, 16, 16, 1)})
     assert out[Columns.ACTION_DIST_INPUTS].shape == (3, 8) and out[Columns.VF_PREDS].shape == (3, 2)
+
+
+def test_minibatch_size_counts_each_primitives_samples(algo):
+    # 64 samples per primitive per SGD step = 32 auction steps of its 2 clones' bids.
+    assert algo.config.minibatch_size == 32 and algo.config.train_batch_size_per_learner == 64
