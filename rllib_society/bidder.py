@@ -17,6 +17,8 @@ from ray.rllib.utils.annotations import override
 
 #: Samples are kept this far inside (0, 1) so log-probabilities stay finite.
 BID_EPSILON = 1e-4
+#: Floor of the Beta parameters (float32 saturation could otherwise make one 0).
+MIN_CONCENTRATION = 1e-6
 #: softplus(0 + offset) = 2: at a zero network output alpha = beta = 1, uniform bids.
 _CONCENTRATION_OFFSET = math.log(math.expm1(2.0))
 
@@ -79,9 +81,13 @@ class TorchBeta(TorchDistribution):
     @override(TorchDistribution)
     def from_logits(cls, logits: torch.Tensor, **kwargs) -> "TorchBeta":
         mean_logit, concentration_logit = logits.chunk(2, dim=-1)
-        mean = torch.sigmoid(mean_logit)
         concentration = torch.nn.functional.softplus(concentration_logit + _CONCENTRATION_OFFSET)
-        return cls(mean * concentration, (1 - mean) * concentration)
+        # sigmoid(-x), not 1 - sigmoid(x), which rounds to 0 for x > 17 in float32; the floor
+        # keeps both parameters positive even for saturated outputs (bids drifting to 1, as
+        # under the `env` auction, crashed a run with beta = 0).
+        alpha = (torch.sigmoid(mean_logit) * concentration).clamp(min=MIN_CONCENTRATION)
+        beta = (torch.sigmoid(-mean_logit) * concentration).clamp(min=MIN_CONCENTRATION)
+        return cls(alpha, beta)
 
     @override(TorchDistribution)
     def to_deterministic(self) -> TorchDeterministic:

@@ -40,3 +40,13 @@ def test_deterministic_bid_is_the_mean_and_kl_is_zero_to_itself():
     assert torch.allclose(dist.to_deterministic().sample(), dist.alpha / (dist.alpha + dist.beta))
     assert torch.allclose(dist.kl(dist), torch.zeros(1))
     assert TorchBeta.required_input_dim(gym.spaces.Box(0, 1, (1,))) == 2
+
+
+def test_saturated_outputs_keep_a_valid_distribution():
+    # Bids drifting to 1 (the `env` auction) once gave beta = 1 - sigmoid(20) = 0 in float32.
+    for mean_logit, concentration_logit in ((20.0, 0.0), (-20.0, 0.0), (120.0, 5.0), (0.0, -200.0)):
+        dist = TorchBeta.from_logits(logits(mean_logit, concentration_logit))
+        assert (dist.alpha > 0).all() and (dist.beta > 0).all()
+        assert torch.isfinite(dist.logp(torch.tensor([[0.5]]))).all()
+    bid = TorchBeta.from_logits(logits(20.0, 0.0)).to_deterministic().loc
+    assert float(bid) > 0.999
