@@ -133,8 +133,9 @@ class SocietyPPOTorchLearner(PPOTorchLearner):
                     grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             norms = torch.stack(torch._foreach_norm(grads))
         if config.grad_clip:
-            owner = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g) for g in groups]))
-            primitive_norms = torch.zeros(len(groups)).index_add_(0, owner, norms ** 2).sqrt()
+            # Every primitive has the same network, so its tensors are one row of (N, P).
+            primitive_norms = norms.reshape(len(groups), -1).pow(2).sum(dim=1).sqrt()
             scale = (config.grad_clip / (primitive_norms + 1e-6)).clamp(max=1.0)
-            torch._foreach_mul_(grads, list(scale[owner].unbind()))
+            if (scale < 1.0).any():
+                torch._foreach_mul_(grads, scale.repeat_interleave(len(groups[0])).tolist())
         return module_gradients_dict
