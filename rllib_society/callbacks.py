@@ -11,7 +11,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
 from rllib_society.options import OPTION_STEPS
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, BaseEnv
+from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, BaseEnv, primitive_name
 from rllib_society.transform_evaluation import (
     evaluate_on_test,
     policy_chooser,
@@ -50,10 +50,10 @@ class SocietyMetricsCallback(RLlibCallback):
         for k, (wins, bid, utility) in enumerate(
             zip(summary["win_freq"], summary["mean_bid"], summary["utility"])
         ):
-            log(("win_freq", f"p{k}"), wins)
-            log(("utility", f"p{k}"), utility)
+            log(("win_freq", primitive_name(k)), wins)
+            log(("utility", primitive_name(k)), utility)
             if bid == bid:  # NaN when all of the primitive's clones sat out
-                log(("mean_bid", f"p{k}"), bid)
+                log(("mean_bid", primitive_name(k)), bid)
 
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:

@@ -74,8 +74,9 @@ class SocietyPPOTorchLearner(PPOTorchLearner):
         entropy = current.entropy_each()
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         losses = per_primitive(-surrogate + config.vf_loss_coeff * vf_loss_clipped - entropy_coeff * entropy)
-        kl = per_primitive(previous.kl_each(current)) if config.use_kl_loss else torch.zeros_like(losses)
+        kl = torch.zeros_like(losses)
         if config.use_kl_loss:
+            kl = per_primitive(previous.kl_each(current))
             losses = losses + self._kl_coeffs[module_id].to(losses.device) * kl
             self._last_kl[module_id] = kl.detach().cpu().numpy()
 

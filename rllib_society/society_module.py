@@ -89,8 +89,7 @@ class SocietyModule(TorchRLModule, ValueFunctionAPI):
         """(B, N): each primitive's value of the state."""
         if self._mlps is None:
             return torch.stack([bidder.compute_values(batch) for bidder in self.bidders], dim=-1)
-        critic = self._mlps["critic"] or self._mlps["actor"]
-        return _stacked(self._mlps["vf"], _stacked(critic, batch[Columns.OBS]))[..., 0].T
+        return self._stacked_values(batch[Columns.OBS])
 
     def mean_bids(self, observations: torch.Tensor) -> torch.Tensor:
         """(B, N): each primitive's mean bid, the greedy bid (spec section 3)."""
@@ -113,8 +112,15 @@ class SocietyModule(TorchRLModule, ValueFunctionAPI):
         logits = _stacked(self._mlps["pi"], hidden).transpose(0, 1)
         if not values:
             return logits, None
-        critic = hidden if self._mlps["critic"] is None else _stacked(self._mlps["critic"], batch[Columns.OBS])
-        return logits, _stacked(self._mlps["vf"], critic)[..., 0].T
+        return logits, self._stacked_values(batch[Columns.OBS], actor_hidden=hidden)
+
+    def _stacked_values(self, obs: torch.Tensor, actor_hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) values through the stacked MLPs; a shared encoder reuses `actor_hidden`."""
+        if self._mlps["critic"] is not None:
+            hidden = _stacked(self._mlps["critic"], obs)
+        else:
+            hidden = actor_hidden if actor_hidden is not None else _stacked(self._mlps["actor"], obs)
+        return _stacked(self._mlps["vf"], hidden)[..., 0].T
 
     @staticmethod
     def _shares_encoder(bidder) -> bool:
