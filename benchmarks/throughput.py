@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     import ray
 
     from rllib_society.algo_config import monolithic_ppo_config, society_ppo_config
-    from rllib_society.society_env import count_primitives
+    from rllib_society.auction_env import count_primitives
     from rllib_society.training import init_ray
 
     init_ray()

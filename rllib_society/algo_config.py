@@ -9,13 +9,16 @@ import gymnasium as gym
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from rllib_society.bidder import BidderCatalog
 from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint
 from rllib_society.config import ExperimentConfig
 from rllib_society.learner import SocietyPPOTorchLearner
-from rllib_society.society_env import BaseEnv, SocietyEnv, count_primitives, make_base_env
+from rllib_society.auction_env import AuctionEnv, BaseEnv, count_primitives, make_base_env, primitive_name
+from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 from rllib_society.society_module import SocietyModule
 
 
@@ -28,7 +31,7 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
 
 
 def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
-    """PPO over `SocietyEnv`: one Beta-bidder policy per primitive, all in one `SocietyModule`
+    """PPO over `AuctionEnv`: one Beta-bidder policy per primitive, all in one `SocietyModule`
     whose action is the bid vector, trained on exact auction utilities by
     `SocietyPPOTorchLearner`. The bidders are memoryless: every bid is a one-step decision whose
     utility already holds the discounted lookahead (advantage = u_t - V(s_t)).
@@ -38,7 +41,7 @@ def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
         PPOConfig()
         # Bids are Beta samples in [0, 1] already: no action rescaling or clipping.
         .environment(
-            SocietyEnv, env_config=society_config,
+            AuctionEnv, env_config=society_config,
             normalize_actions=False, clip_actions=False,
         )
         .rl_module(
@@ -65,6 +68,30 @@ def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
     # step gives a primitive one sample per clone.
     return _shared_settings(algo_config, config).training(
         minibatch_size=max(1, config.minibatch_size // config.clones))
+
+
+def multi_agent_ppo_config(config: ExperimentConfig) -> PPOConfig:
+    """The reference path: RLlib's own multi-agent PPO on the multi-agent `SocietyEnv`, with
+    RLlib's `MultiAgentEnvRunner`, default connectors and stock PPO learner. One module ``p{k}``
+    per primitive (RLlib's default PPO network with Beta bids), the clones' ids mapped to it.
+
+    The env's rewards are the exact utilities, so PPO's gamma is 0 and lambda 1: value target
+    u_t, advantage u_t - V_k(s_t) (standardized per module, as RLlib's GAE always does).
+    """
+    society_config = config.society_config()
+    module_ids = [primitive_name(k) for k in range(count_primitives(society_config))]
+    algo_config = (
+        PPOConfig()
+        .environment(SocietyEnv, env_config=society_config, normalize_actions=False, clip_actions=False)
+        .multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+                module_id: RLModuleSpec(catalog_class=BidderCatalog) for module_id in module_ids}),
+            model_config=model_config(config),
+        )
+        .callbacks(SocietyMetricsCallback)
+    )
+    return _shared_settings(algo_config, config).training(gamma=0.0, lambda_=1.0)
 
 
 def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:

@@ -11,7 +11,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
 from rllib_society.options import OPTION_STEPS
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, BaseEnv, primitive_name
+from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, BaseEnv, primitive_name
 from rllib_society.transform_evaluation import (
     evaluate_on_test,
     policy_chooser,
@@ -40,7 +40,7 @@ class SocietyMetricsCallback(RLlibCallback):
 
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
-        summary = episode.get_infos(-1)[AUCTION_INFO][EPISODE_INFO]
+        summary = _episode_summary(episode)
         log = lambda key, value: metrics_logger.log_value(  # noqa: E731
             (SOCIETY, *key), float(value), reduce="mean", window=SMOOTHING_EPISODES
         )
@@ -63,7 +63,7 @@ class SocietyMetricsCallback(RLlibCallback):
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = bid_range_q_star(society_config)
-        module = algorithm.get_module()
+        module = society_module(algorithm)
         if self._test_env is not None:
             result[SOCIETY] = _test_metrics(self._test_env, society_chooser(module), society_config)
             return
@@ -108,6 +108,26 @@ class MonolithicMetricsCallback(RLlibCallback):
         else:
             result[SOCIETY] = evaluate_policy(
                 module, self._eval_env, env_config["eval_episodes"], seed=algorithm.config.seed)
+
+
+def _episode_summary(episode) -> dict:
+    """The episode summary of the auction record of an episode's last step: the one-agent
+    society's single episode, or in a multi-agent episode any id's that got the final step."""
+    agent_episodes = getattr(episode, "agent_episodes", None)
+    for single in (agent_episodes.values() if agent_episodes is not None else [episode]):
+        record = single.get_infos(-1).get(AUCTION_INFO, {})
+        if EPISODE_INFO in record:
+            return record[EPISODE_INFO]
+    raise ValueError("the episode's last step holds no auction summary.")
+
+
+def society_module(algorithm):
+    """What `greedy_bids` evaluates: the one-agent `SocietyModule`, or the multi-agent society's
+    per-primitive modules ``{"p0": module, ...}``."""
+    policies = algorithm.config.policies
+    if "default_policy" in policies:
+        return algorithm.get_module()
+    return {primitive_name(k): algorithm.get_module(primitive_name(k)) for k in range(len(policies))}
 
 
 def _log_env_steps(metrics_logger, env_steps: int) -> None:

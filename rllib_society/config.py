@@ -146,7 +146,7 @@ class ExperimentConfig:
     reach (e.g. NFS). None keeps them inside the output folder."""
 
     def society_config(self) -> dict[str, Any]:
-        """The `SocietyEnv` config (plain values, so a Tune grid can replace them)."""
+        """The `AuctionEnv` config (plain values, so a Tune grid can replace them)."""
         return {
             "env": self.env,
             "env_config": dict(self.env_config),
@@ -345,7 +345,7 @@ def check_env(env_id: str, env_config: dict) -> None:
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the project's ids)
-    from rllib_society.society_env import check_base_env, make_base_env
+    from rllib_society.auction_env import check_base_env, make_base_env
 
     try:
         env = make_base_env(env_id, env_config)

@@ -11,18 +11,28 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
+from rllib_society.bidder import TorchBeta
 from rllib_society.q_values import optimal_q_values
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv, make_base_env, primitive_name
+from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv, make_base_env, primitive_name
 from rllib_society.society_module import SocietyModule
 
 #: Safety cap for envs without a time limit.
 MAX_EVAL_STEPS = 1000
 
 
-def greedy_bids(module: SocietyModule, observations: np.ndarray) -> np.ndarray:
-    """(B, N) mean bid of each of the N primitives for a batch of B observations."""
+def greedy_bids(module: SocietyModule | dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
+    """(B, N) mean bid of each of the N primitives for a batch of B observations: of a
+    `SocietyModule`, or of per-primitive modules ``{"p0": module, ...}`` in primitive order."""
+    observations = torch.as_tensor(observations, dtype=torch.float32)
     with torch.no_grad():
-        return module.mean_bids(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+        if isinstance(module, SocietyModule):
+            return module.mean_bids(observations).numpy()
+        bids = [
+            TorchBeta.from_logits(m.forward_inference({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS])
+            .to_deterministic().loc[..., 0]
+            for m in module.values()
+        ]
+        return torch.stack(bids, dim=-1).numpy()
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
@@ -45,7 +55,7 @@ def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     return values
 
 
-def greedy_episode(env: SocietyEnv, module: SocietyModule, seed: int | None = None,
+def greedy_episode(env: AuctionEnv, module: SocietyModule, seed: int | None = None,
                    frames: list | None = None):
     """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...]).
 
@@ -94,14 +104,14 @@ def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int
             "greedy_success": float(np.mean(np.array(returns) > 0))}
 
 
-def evaluation_env(society_config: dict[str, Any]) -> SocietyEnv:
+def evaluation_env(society_config: dict[str, Any]) -> AuctionEnv:
     """The society every bidder of which takes part (no dropout), for greedy evaluation."""
-    return SocietyEnv({**society_config, "dropout": 0.0})
+    return AuctionEnv({**society_config, "dropout": 0.0})
 
 
 def evaluate(
     module: SocietyModule,
-    env: SocietyEnv,
+    env: AuctionEnv,
     episodes: int = 1,
     seed: int | None = None,
     q_values: np.ndarray | None = None,

@@ -1,12 +1,17 @@
-"""The society's auction as a gymnasium env: every bidder bids for the state, the highest
-bidder's primitive acts on a wrapped gymnasium env (spec section 1).
+"""The society as an RLlib `MultiAgentEnv`: one agent id per bidder and step parity, each rewarded
+with its exact auction utility (spec section 2).
 
-Each env action is a primitive; each primitive bids through `clones` bidders that share its
-policy. The whole society acts as one RLlib agent whose action is the vector of all bids (see
-`SocietyModule`): RLlib's per-agent bookkeeping was measured to cost more than the society
-itself, growing with every bidder. The reward is the env reward (RLlib's episode return); the
-exact auction utilities need the next step's bids, so `SocietyAdvantages` computes them on the
-learner from the auction record this env writes into every step's info.
+The utility u_t of a bid made at auction t needs the bids of auction t + 1. RLlib closes an
+agent's transition when the agent next gets an observation, and sums the rewards an agent gets
+in between into the action it took (a "hanging" action, carried across chunk cuts). So each
+bidder (clone c of primitive k) has two agent ids, ``p{k}_c{c}_even`` and ``p{k}_c{c}_odd``: the
+ids of auction t's parity bid at auction t, and in the step of auction t + 1 the env gives them
+their next observation with u_t. The last auction gives every id that bid its final observation
+and utility. Nothing waits for a later chunk to be computed, so no auction is ever dropped.
+
+A transition's next observation is the state two auctions on: right for memoryless bidders,
+which PPO trains with gamma 0 (a bid's utility already holds the discounted lookahead), as
+`multi_agent_ppo_config` does. Both ids of a bidder map to its primitive's module ``p{k}``.
 """
 
 from __future__ import annotations
@@ -15,222 +20,96 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
-from rllib_society.auction import clear_auctions, episode_utilities
-from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
+from rllib_society.auction import episode_utilities
+from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name
 
-#: Key of the auction record in each step's info dict.
-AUCTION_INFO = "auction"
-#: Key of the episode summary, added to the auction record of an episode's last step.
-EPISODE_INFO = "episode"
-
-DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
-    "env": "Chain-v0",
-    "env_config": {},
-    "auction": "ccv",
-    "clones": 2,
-    "dropout": 0.0,
-    "dropout_unit": "agent",
-    "gamma": 0.99,
-    "reward_scale": 1.0,
-    "eval_episodes": 1,
-    "options": [],
-    "option_done_action": None,
-    "option_max_steps": None,
-}
+#: One bidder's action: a bid in [0, 1].
+BID_SPACE = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+#: The two agent ids of a bidder, by the parity of the auctions it bids at.
+PARITIES = ("even", "odd")
 
 
-def primitive_name(primitive: int) -> str:
-    """The name of primitive k in metrics and plots: ``p{k}``."""
-    return f"p{primitive}"
+def bidder_agent_id(primitive: int, clone: int, parity: int) -> str:
+    """``p{k}_c{c}_{even|odd}``: clone c of primitive k at auctions of that parity."""
+    return f"{primitive_name(primitive)}_c{clone}_{PARITIES[parity]}"
 
 
-def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
-    """Makes the wrapped env by gymnasium id (``module:EnvId`` ids import their module)."""
-    return gym.make(env_id, **(env_config or {}))
+def policy_mapping_fn(agent_id: str, episode=None, **kwargs) -> str:
+    """Maps every id of a primitive's clones to the primitive's module ``p{k}``."""
+    return agent_id.split("_", 1)[0]
 
 
-def make_primitive_env(society_config: dict[str, Any]) -> gym.Env:
-    """The env whose actions are the primitives: the wrapped env itself, or, with ``options``,
-    the wrapped env with the pre-trained options for actions (`OptionsEnv`)."""
-    config = {**DEFAULT_SOCIETY_CONFIG, **society_config}
-    env = make_base_env(config["env"], config["env_config"])
-    if not config["options"]:
-        return env
-    policies = [o if hasattr(o, "act") else load_option_policy(o) for o in config["options"]]
-    return OptionsEnv(env, policies, config["option_done_action"], config["gamma"],
-                      config["option_max_steps"])
+class SocietyEnv(MultiAgentEnv):
+    """A gymnasium env with Discrete actions, run as an auction among RLlib agents.
 
-
-class BaseEnv(gym.Wrapper):
-    """The primitives' env alone (`make_primitive_env`), from the same config keys as
-    `SocietyEnv`: RLlib's single-agent env for the monolithic baseline.
-
-    A time-limit cut ends the episode as a termination, so PPO does not bootstrap there: the
-    society's default (spec section 2: the lookahead is 0 at a cut). Bootstrapping would also
-    let an option that burns the clock look as good as the state it started from.
-    """
-
-    def __init__(self, config: dict | None = None):
-        super().__init__(make_primitive_env(config or {}))
-
-    def step(self, action):
-        state, reward, terminated, truncated, info = self.env.step(action)
-        return state, reward, terminated or truncated, False, info
-
-
-def count_primitives(society_config: dict[str, Any]) -> int:
-    """How many primitives a society has: its options, else its env's actions."""
-    if society_config.get("options"):
-        return len(society_config["options"])
-    env = make_base_env(society_config["env"], society_config["env_config"])
-    try:
-        return int(env.action_space.n)
-    finally:
-        env.close()
-
-
-def check_base_env(env: gym.Env, env_id: str) -> None:
-    """Raises ValueError unless the env's spaces suit a society."""
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise ValueError(
-            f"env {env_id!r} has action space {env.action_space}; a society needs a Discrete "
-            f"action space (one primitive per action)."
-        )
-    if not isinstance(env.observation_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        raise ValueError(
-            f"env {env_id!r} has observation space {env.observation_space}; allowed: Discrete "
-            f"(one-hot encoded) or Box."
-        )
-
-
-class SocietyEnv(gym.Env):
-    """A gymnasium env with a Discrete action space, run as an auction among bidders.
-
-    Config keys (``env_config`` of the RLlib config), defaults in `DEFAULT_SOCIETY_CONFIG`:
-        env: gymnasium id of the wrapped env. env_config: its constructor arguments.
-        auction: the auction whose utilities the episode summary reports (see `AUCTIONS`).
-        clones: bidders per primitive (1 = solitary society).
-        dropout: probability that a bidder sits out a whole episode (at most all but two do).
-        dropout_unit: "agent" (each bidder on its own, the spec's) or "primitive" (a primitive's
-            clones sit out together, so an active primitive always bids against its twin).
-        gamma: the society's discount, applied inside the utilities.
-        reward_scale: env rewards are multiplied by it before the auction.
-        eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
-        options: pre-trained options as the primitives instead of the env's actions: RLlib
-            checkpoints of single-agent policies (or objects with ``act(obs) -> action``).
-        option_done_action: the env action with which an option says it is done.
-        option_max_steps: optional cap on one option's env steps (else the env's time limit).
-
-    Observations are the wrapped env's state (Discrete states one-hot). The action holds one bid
-    in [0, 1] per bidder, bidder ``k * clones + c`` being clone c of primitive k; the bids of
-    bidders sitting out are ignored. The reward is the (scaled) env reward of the winner's
-    primitive; the info holds the auction record (`AUCTION_INFO`).
+    Config: the keys of `AuctionEnv` (``env``, ``env_config``, ``auction``, ``clones``,
+    ``dropout``, ``gamma``, ``reward_scale``, ``options``, ...). Each agent observes the wrapped
+    env's state (Discrete states one-hot) and acts with a bid in [0, 1]; bidders sitting out an
+    episode get no observation in it. Rewards are the exact utilities of ``auction``. Each
+    agent's info holds the auction record of the step (`AUCTION_INFO`).
     """
 
     def __init__(self, config: dict | None = None):
         super().__init__()
-        self.config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
-        self.base_env = make_primitive_env(self.config)
-        check_base_env(self.base_env, self.config["env"])
-        self.num_primitives = int(self.base_env.action_space.n)
-        self.clones = int(self.config["clones"])
-        self.num_bidders = self.num_primitives * self.clones
-        base_obs = self.base_env.observation_space
-        self._one_hot_size = base_obs.n if isinstance(base_obs, gym.spaces.Discrete) else None
-        self.observation_space = (
-            gym.spaces.Box(0.0, 1.0, (self._one_hot_size,), np.float32)
-            if self._one_hot_size is not None
-            else gym.spaces.Box(base_obs.low, base_obs.high, base_obs.shape, np.float32)
-        )
-        self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
-        self.active = np.ones(self.num_bidders, dtype=bool)
+        self.auction_env = AuctionEnv(config)
+        self.auction = self.auction_env.config["auction"]
+        n, clones = self.auction_env.num_primitives, self.auction_env.clones
+        #: ids[parity][bidder], bidder k * clones + c being clone c of primitive k.
+        self.ids = [[bidder_agent_id(k, c, parity) for k in range(n) for c in range(clones)]
+                    for parity in (0, 1)]
+        self.possible_agents = self.ids[0] + self.ids[1]
+        self.agents = []
+        observation_space = self.auction_env.observation_space
+        self.observation_spaces = {agent: observation_space for agent in self.possible_agents}
+        self.action_spaces = {agent: BID_SPACE for agent in self.possible_agents}
+
+    @property
+    def num_primitives(self) -> int:
+        return self.auction_env.num_primitives
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
-        state, _ = self.base_env.reset(seed=seed, options=options)
-        self.active = self._sample_active()
-        self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r")}
-        self._env_steps = 0
-        self.state = state
-        return self._encode(state), {}
+        observation, _ = self.auction_env.reset(seed=seed, options=options)
+        self._bidders = np.flatnonzero(self.auction_env.active)
+        self.agents = [ids[b] for ids in self.ids for b in self._bidders]
+        self._previous: dict[str, Any] | None = None
+        return {self.ids[0][b]: observation for b in self._bidders}, {}
 
-    def step(self, action: np.ndarray):
-        bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
-        winners, prices = clear_auctions(bids[None], self.active[None])
-        winner = int(winners[0])
-        state, env_reward, discount, terminated, truncated = self.apply_primitive(
-            winner // self.clones
-        )
-        reward = env_reward * self.config["reward_scale"]
-        last = terminated or truncated
-        for key, value in zip(self._history, (bids, reward, discount, env_reward)):
-            self._history[key].append(value)
+    def step(self, action_dict: dict[str, Any]):
+        parity = 0 if self._previous is None else (self._previous["step"] + 1) % 2
+        bids = np.full(self.auction_env.num_bidders, np.nan)
+        for b in self._bidders:
+            agent = self.ids[parity][b]
+            if agent not in action_dict:
+                raise KeyError(f"no bid from agent {agent!r}, which got this step's observation.")
+            bids[b] = float(np.asarray(action_dict[agent]).reshape(-1)[0])
+        observation, _, terminated, truncated, info = self.auction_env.step(bids)
+        record = info[AUCTION_INFO]
 
-        record = {
-            "bids": bids,
-            "active": self.active,
-            "winner": winner,
-            "price": float(prices[0]),
-            "reward": reward,
-            "discount": discount,
-            "last": last,
-        }
-        if last:
-            record[EPISODE_INFO] = self._episode_summary()
-        self.state = state
-        return self._encode(state), reward, terminated, truncated, {AUCTION_INFO: record}
-
-    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
-        """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
-
-        Returns:
-            (next state, reward (an option's discounted return), discount gamma ** env steps,
-            terminated, truncated).
-        """
-        state, reward, terminated, truncated, info = self.base_env.step(primitive)
-        self._env_steps += info.get(OPTION_STEPS, 1)
-        return state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated
-
-    def _sample_active(self) -> np.ndarray:
-        """Agent dropout: each unit (bidder, or primitive with its clones) sits out with
-        probability `dropout`, but at least two bidders always stay."""
-        by_primitive = self.config["dropout_unit"] == "primitive"
-        units = self.num_primitives if by_primitive else self.num_bidders
-        ids_per_unit = self.clones if by_primitive else 1
-        active = self.np_random.random(units) >= self.config["dropout"]
-        missing = min(-(-2 // ids_per_unit), units) - int(active.sum())
-        if missing > 0:
-            active[self.np_random.choice(np.flatnonzero(~active), missing, replace=False)] = True
-        return np.repeat(active, ids_per_unit)
-
-    def _encode(self, state) -> np.ndarray:
-        if self._one_hot_size is None:
-            return np.asarray(state, dtype=np.float32)
-        one_hot = np.zeros(self._one_hot_size, dtype=np.float32)
-        one_hot[int(state)] = 1.0
-        return one_hot
-
-    def _episode_summary(self) -> dict[str, Any]:
-        """Per-episode metrics: env return (env units), win frequency, mean bid and mean utility
-        per auction step of each primitive."""
-        bids = np.array(self._history["bids"])
-        active = np.broadcast_to(self.active, bids.shape)
+        # Utilities of the previous auction (its lookahead is this one) and, if the episode
+        # ends here, of this one (lookahead 0).
+        rows = [r for r in (self._previous, record) if r is not None]
         utilities = episode_utilities(
-            bids, self._history["rewards"], self._history["discounts"],
-            self.config["auction"], active,
+            np.stack([r["bids"] for r in rows]),
+            np.array([r["reward"] for r in rows]),
+            np.array([r["discount"] for r in rows]),
+            self.auction,
+            np.stack([r["active"] for r in rows]),
         )
-        winners, _ = clear_auctions(bids, active)
-        steps = len(bids)
-        by_primitive = lambda x: x.reshape(steps, self.num_primitives, self.clones)  # noqa: E731
-        bid_counts = by_primitive(active).sum(axis=(0, 2))
-        bid_sums = by_primitive(np.where(active, bids, 0.0)).sum(axis=(0, 2))
-        return {
-            "env_return": float(np.sum(self._history["env_r"])),
-            "env_steps": self._env_steps,
-            "auction_steps": steps,
-            "win_freq": np.bincount(winners // self.clones, minlength=self.num_primitives) / steps,
-            "mean_bid": np.where(bid_counts > 0, bid_sums / np.maximum(bid_counts, 1), np.nan),
-            "utility": by_primitive(utilities).sum(axis=(0, 2)) / steps,
-        }
+        receivers = []  # (ids, their utilities or None): who gets this step's observation
+        if self._previous is not None or not record["last"]:
+            # The other parity: paid for the previous auction (none at step 0), bids next.
+            receivers.append((self.ids[1 - parity], utilities[0] if self._previous is not None else None))
+        if record["last"]:
+            receivers.append((self.ids[parity], utilities[-1]))
+
+        observations, rewards, infos = {}, {}, {}
+        for ids, utility in receivers:
+            for b in self._bidders:
+                observations[ids[b]] = observation
+                infos[ids[b]] = {AUCTION_INFO: record}
+                if utility is not None:
+                    rewards[ids[b]] = float(utility[b])
+        self._previous = record
+        return observations, rewards, {"__all__": terminated}, {"__all__": truncated}, infos

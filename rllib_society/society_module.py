@@ -1,7 +1,7 @@
 """The society's RLModule: one RLlib PPO module (a Beta bidder) per primitive, evaluated together.
 
 RLlib sees the whole society as one agent whose action is the vector of all bids
-(`SocietyEnv`), so a step costs one trip through RLlib's connectors and episodes however many
+(`AuctionEnv`), so a step costs one trip through RLlib's connectors and episodes however many
 bidders bid. Each primitive still has its own policy, value function, optimiser statistics,
 gradient clip and KL coefficient (`SocietyPPOTorchLearner`); the clones of a primitive share its
 policy and sample their bids independently.

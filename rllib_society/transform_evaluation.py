@@ -19,7 +19,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society.evaluation import greedy_bids
-from rllib_society.society_env import make_base_env
+from rllib_society.auction_env import make_base_env
 
 #: chooser(images (B, H, W)) -> (chosen primitive per image (B,), bids (B, N) or None).
 Chooser = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray | None]]

@@ -2,7 +2,7 @@
 
 u_t needs the bids of step t+1, which RLlib has not seen when it closes the transition of step t;
 this piece computes the utilities over whole episode chunks on the learner, from the auction
-record `SocietyEnv` writes into every step's info, and from them each bidder's advantage.
+record `AuctionEnv` writes into every step's info, and from them each bidder's advantage.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.numpy import convert_to_numpy
 
 from rllib_society.auction import AUCTIONS, episode_utilities
-from rllib_society.society_env import AUCTION_INFO
+from rllib_society.auction_env import AUCTION_INFO
 
 #: Set by PPO's `AddOneTsToEpisodesAndTruncate` once it has appended one artificial step.
 _ADDED_ONE_TS = "_added_loss_mask_for_valid_episode_ts"

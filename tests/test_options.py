@@ -9,7 +9,7 @@ import pytest
 
 from envs.two_rooms import HORIZON
 from rllib_society.auction import episode_utilities
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv
+from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv
 
 LEFT, RIGHT, FORWARD, TOGGLE, DONE = 0, 1, 2, 5, 6
 GAMMA = 0.9
@@ -28,7 +28,7 @@ class Scripted:
 
 
 def society(task: str, options, **config):
-    env = SocietyEnv({
+    env = AuctionEnv({
         "env": f"TwoRooms-{task}-v0", "env_config": {"agent_pos": (3, 2), "agent_dir": 0},
         "options": options, "option_done_action": DONE, "gamma": GAMMA, "clones": 2, **config,
     })

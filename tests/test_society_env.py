@@ -1,112 +1,172 @@
-"""SocietyEnv: the bid vector, clones, dropout, observations, the auction record and its episode
-summary, and gymnasium's env checker."""
+"""The multi-agent `SocietyEnv` under stock RLlib: RLlib's own env checker passes, and every auction
+of every sampled episode reaches the learner exactly once with its exact utility.
+
+The oracle is a naive per-step loop written here, from the auction records the env put into the
+agents' infos (bids, active bidders, reward, discount); it never calls `episode_utilities`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
 
 import numpy as np
 import pytest
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
-from rllib_society.auction import episode_utilities
-from rllib_society.society_env import AUCTION_INFO, EPISODE_INFO, SocietyEnv
+from rllib_society.algo_config import multi_agent_ppo_config
+from rllib_society.auction_env import AUCTION_INFO
+from rllib_society.config import ExperimentConfig, load_config
+from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 
-
-def make(**config):
-    return SocietyEnv({"env": "Chain-v0", **config})
-
-
-def bid(env, values):
-    """The bid vector giving each primitive's clones the same bid."""
-    return np.repeat(np.asarray(values, np.float32), env.clones)
+FORWARD, LEFT, DONE = 2, 0, 6
 
 
-def test_bid_vector_has_one_bid_per_clone():
-    env = make(clones=3)
-    assert env.num_primitives == 2 and env.num_bidders == 6
-    assert env.action_space.shape == (6,) and env.observation_space.shape == (7,)
+class Constant:
+    """An option that repeats one MiniGrid action (until done, the cap or the episode's end)."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def act(self, observation):
+        return self.action
 
 
-def test_gymnasium_accepts_the_env():
-    from gymnasium.utils.env_checker import check_env
-
-    check_env(make(), skip_render_check=True)
+OPTIONS = {"env": "TwoRooms-Pretrain-v0", "options": [Constant(FORWARD), Constant(LEFT), Constant(DONE)],
+           "option_done_action": DONE, "option_max_steps": 3, "gamma": 0.9}
 
 
-def test_winner_acts_and_the_reward_is_the_scaled_env_reward():
-    env = make(clones=2, reward_scale=0.5)
-    obs, _ = env.reset(seed=0)
-    np.testing.assert_array_equal(obs, np.eye(7)[0])
-    for step in range(5):  # Right (p1) outbids Left (p0) five times: the goal
-        obs, reward, terminated, truncated, info = env.step(bid(env, [0.2, 0.6]))
-    record = info[AUCTION_INFO]
-    assert terminated and not truncated and record["last"]
-    assert record["winner"] == 2 and record["price"] == pytest.approx(0.6)  # twin tie: c0 wins
-    assert reward == pytest.approx(0.4)
-    summary = record[EPISODE_INFO]
-    assert summary["env_return"] == pytest.approx(0.8)  # env units, not scaled
-    assert summary["env_steps"] == summary["auction_steps"] == 5
-    np.testing.assert_allclose(summary["win_freq"], [0.0, 1.0])
-    np.testing.assert_allclose(summary["mean_bid"], [0.2, 0.6], atol=1e-6)
+@pytest.mark.parametrize("config", [
+    {"env": "Chain-v0"},
+    {"env": "MentalRotation-v0"},
+    OPTIONS,
+], ids=["chain", "mental_rotation", "tworooms_options"])
+def test_rllibs_own_checker_passes(config):
+    check_multiagent_environments(SocietyEnv({**config, "clones": 2}))
 
 
-def test_episode_summary_utilities_match_the_auction_maths():
-    env = make(clones=1, auction="bb")
-    env.reset(seed=0)
-    bids = [[0.5, 0.3], [0.1, 0.7], [0.2, 0.9], [0.6, 0.8], [0.1, 0.4], [0.3, 0.35]]
-    for b in bids:
-        _, _, terminated, _, info = env.step(bid(env, b))
-        if terminated:
-            break
-    # Left, Right, Right, Right, Right, Right: state 0,0,1,2,3,4 -> goal after 6 steps
-    expected = episode_utilities(np.array(bids), [0] * 5 + [0.8], [0.99] * 6, "bb")
-    summary = info[AUCTION_INFO][EPISODE_INFO]
-    np.testing.assert_allclose(summary["utility"], expected.sum(axis=0) / 6, atol=1e-6)  # float32 bids
+def test_agent_ids_map_to_their_primitives_module():
+    env = SocietyEnv({"env": "Chain-v0", "env_config": {"num_actions": 3}, "clones": 2})
+    assert len(env.possible_agents) == 3 * 2 * 2
+    assert {policy_mapping_fn(a) for a in env.possible_agents} == {"p0", "p1", "p2"}
+    assert policy_mapping_fn("p2_c1_odd") == "p2"
 
 
-def test_time_limit_truncates():
-    env = make()
-    env.reset(seed=0)
-    for _ in range(20):
-        obs, _, terminated, truncated, info = env.step(bid(env, [0.9, 0.1]))  # always Left
-    assert truncated and not terminated and info[AUCTION_INFO]["last"]
-    np.testing.assert_array_equal(obs, np.eye(7)[0])
+# ------------------------------------------------------------------------------ exact credit
 
 
-def test_dropout_keeps_two_and_is_seeded():
-    env = make(env="Bandit-v0", clones=2, dropout=0.9)
-    sizes = []
-    for seed in range(50):
-        env.reset(seed=seed)
-        sizes.append(int(env.active.sum()))
-    assert min(sizes) == 2 and max(sizes) <= 8
-    env.reset(seed=3)
-    first = env.active.copy()
-    env.reset(seed=3)
-    np.testing.assert_array_equal(env.active, first)
+def oracle(records: list[dict], auction: str) -> dict[tuple[int, int], float]:
+    """{(step, bidder): utility} of every active bidder at every auction of one episode."""
+
+    def clear(record):
+        active = [b for b in range(len(record["bids"])) if record["active"][b]]
+        winner = active[0]
+        for b in active:
+            if record["bids"][b] > record["bids"][winner]:
+                winner = b
+        price = 0.0
+        for b in active:
+            if b != winner and record["bids"][b] > price:
+                price = record["bids"][b]
+        return active, winner, price
+
+    utilities = {}
+    for t, record in enumerate(records):
+        active, winner, price = clear(record)
+        next_bid = next_price = 0.0
+        if t + 1 < len(records):
+            _, next_winner, next_price = clear(records[t + 1])
+            next_bid = records[t + 1]["bids"][next_winner]
+        bid = record["bids"][winner]
+        if auction == "env":
+            won = record["reward"]
+        elif auction == "v":
+            won = record["reward"] + record["discount"] * next_bid - price
+        elif auction == "ccv":
+            won = record["reward"] + record["discount"] * next_price - price
+        else:  # bb
+            won = record["reward"] + record["discount"] * next_bid - bid
+        for b in active:
+            utilities[(t, b)] = won if b == winner else 0.0
+    return utilities
 
 
-@pytest.mark.parametrize("clones", [1, 2, 3])
-def test_primitive_dropout_keeps_clones_together(clones):
-    env = make(env="Bandit-v0", clones=clones, dropout=0.75, dropout_unit="primitive")
-    counts = []
-    for seed in range(200):
-        env.reset(seed=seed)
-        by_primitive = env.active.reshape(env.num_primitives, clones)
-        assert (by_primitive.all(axis=1) | ~by_primitive.any(axis=1)).all()  # whole primitives
-        assert env.active.sum() >= 2
-        counts.append(int(by_primitive.all(axis=1).sum()))
-    # clones >= 2: one primitive with its twin is a valid auction; solitary needs two primitives.
-    assert min(counts) == (1 if clones >= 2 else 2) and max(counts) >= 3
+def expected_samples(chunks, auction: str, clones: int) -> dict[str, list[tuple[float, float]]]:
+    """Per module, the (bid, utility) of every auction whose utility the sampled chunks decide:
+    every auction followed by a sampled one, and every episode's last."""
+    records = defaultdict(dict)  # episode id -> {step: record}
+    for chunk in chunks:
+        for agent_episode in chunk.agent_episodes.values():
+            for info in agent_episode.infos.data:  # with the lookback: a cut can leave a record there
+                if AUCTION_INFO in info:
+                    records[chunk.id_][info[AUCTION_INFO]["step"]] = info[AUCTION_INFO]
+    samples = defaultdict(list)
+    for steps in records.values():
+        ordered = [steps[t] for t in range(len(steps))]  # every step of the episode, in order
+        utilities = oracle(ordered, auction)
+        for (t, b), utility in utilities.items():
+            if t + 1 < len(ordered) or ordered[t]["last"]:
+                samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
+    return samples
 
 
-def test_dropped_bidders_cannot_win():
-    env = make(env="Bandit-v0", clones=1, dropout=0.9)
-    for seed in range(20):
-        env.reset(seed=seed)
-        _, _, _, _, info = env.step(1.0 - 0.1 * np.arange(4, dtype=np.float32))
-        record = info[AUCTION_INFO]
-        assert record["active"][record["winner"]]
-        assert record["winner"] == np.flatnonzero(env.active)[0]  # highest bid among active
-        assert np.isnan(record["bids"][~env.active]).all()
+def learner_samples(learner, samples_per_call) -> dict[str, list[tuple[float, float]]]:
+    """Per module, (bid, value target) of every row PPO's loss sees, from the learner's own
+    connector pipeline, run once per `sample()` call as PPO's training step does."""
+    samples = defaultdict(list)
+    for chunks in samples_per_call:
+        batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=chunks,
+                                           shared_data={}, metrics=learner.metrics)
+        for module_id, columns in batch.items():
+            mask = np.asarray(columns[Columns.LOSS_MASK], dtype=bool)
+            bids = np.asarray(columns[Columns.ACTIONS])[mask, 0]
+            targets = np.asarray(columns["value_targets"])[mask]
+            np.testing.assert_allclose(np.asarray(columns[Columns.REWARDS])[mask], targets, atol=1e-6)
+            samples[module_id] += list(zip(bids.tolist(), targets.tolist()))
+    return samples
 
 
-def test_box_observations_pass_through():
-    env = SocietyEnv({"env": "FrozenLake-v1", "env_config": {"is_slippery": False}})
-    assert env.num_primitives == 4 and env.observation_space.shape == (16,)
+def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction, clones):
+    expected = expected_samples([c for chunks in samples_per_call for c in chunks], auction, clones)
+    got = learner_samples(learner, samples_per_call)
+    assert set(got) <= set(expected)
+    total = 0
+    for module_id, pairs in expected.items():
+        want, have = np.array(sorted(pairs)), np.array(sorted(got.get(module_id, [])))
+        assert want.shape == have.shape, f"{module_id}: {len(have)} samples reached the learner, {len(want)} expected"
+        np.testing.assert_array_equal(have[:, 0], want[:, 0])  # the same bids, each once
+        np.testing.assert_allclose(have[:, 1], want[:, 1], atol=1e-5)
+        total += len(want)
+    return total
+
+
+CASES = {
+    "ccv": {"auction": "ccv"},
+    "v_scaled": {"auction": "v", "reward_scale": 0.5},
+    "bb_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4},
+    "env_dropout_by_primitive": {"auction": "env", "dropout": 0.5, "dropout_unit": "primitive"},
+}
+
+
+def stock_config(fragment: int | str, **overrides):
+    config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
+                                                "num_envs_per_env_runner": 3, **overrides})
+    algo_config = multi_agent_ppo_config(config)
+    if fragment == "complete":
+        return config, algo_config.env_runners(batch_mode="complete_episodes")
+    return config, algo_config.env_runners(rollout_fragment_length=fragment)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("fragment", [1, 2, 3, 7, "complete"])
+def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(fragment, case):
+    config, algo_config = stock_config(fragment, **CASES[case])
+    runner = MultiAgentEnvRunner(config=algo_config)
+    learner = algo_config.build_learner(spaces=runner.get_spaces())  # built, with PPO's pieces
+    samples_per_call = [runner.sample(random_actions=False) for _ in range(8)]
+    if fragment != "complete":
+        assert any(not chunk.is_done for chunks in samples_per_call for chunk in chunks)
+    checked = assert_each_auction_once_with_its_utility(learner, samples_per_call, config.auction, config.clones)
+    assert checked >= 40
+    runner.stop()

@@ -13,7 +13,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from rllib_society.algo_config import build_algo_config
 from rllib_society.config import load_config
-from rllib_society.society_env import SocietyEnv
+from rllib_society.auction_env import AuctionEnv
 from rllib_society.society_module import SocietyModule
 from rllib_society.utility_connector import BIDDER_MASK
 
@@ -138,7 +138,7 @@ def test_kl_coefficients_adapt_per_primitive(algo):
 def test_the_sampled_action_is_the_bid_vector(algo):
     episodes = algo.env_runner.sample(num_timesteps=64, random_actions=False)
     actions = np.concatenate([e.get_actions() for e in episodes])
-    assert actions.shape[1] == SocietyEnv({"env": "Chain-v0", "env_config": {"num_actions": 3}}).num_bidders
+    assert actions.shape[1] == AuctionEnv({"env": "Chain-v0", "env_config": {"num_actions": 3}}).num_bidders
     assert ((actions > 0) & (actions < 1)).all()
 
 

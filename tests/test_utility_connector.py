@@ -16,7 +16,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from rllib_society.algo_config import build_algo_config
 from rllib_society.auction import episode_utilities
 from rllib_society.config import load_config
-from rllib_society.society_env import AUCTION_INFO
+from rllib_society.auction_env import AUCTION_INFO
 from rllib_society.utility_connector import BIDDER_MASK, SocietyAdvantages
 
 
