@@ -3,23 +3,16 @@ that applies it per trial."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import gymnasium as gym
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_society.bidder import BidderCatalog
+from rllib_society.auction_env import BaseEnv, make_base_env
 from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint
 from rllib_society.config import ExperimentConfig
-from rllib_society.learner import SocietyPPOTorchLearner
-from rllib_society.auction_env import AuctionEnv, BaseEnv, count_primitives, make_base_env, primitive_name
-from rllib_society.society_env import SocietyEnv, policy_mapping_fn
-from rllib_society.society_module import SocietyModule
+from rllib_society.ppo_config import SocietyPPOConfig
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:
@@ -30,68 +23,17 @@ def build_algo_config(config: ExperimentConfig) -> PPOConfig:
     return society_ppo_config(config)
 
 
-def society_ppo_config(config: ExperimentConfig) -> PPOConfig:
-    """PPO over `AuctionEnv`: one Beta-bidder policy per primitive, all in one `SocietyModule`
-    whose action is the bid vector, trained on exact auction utilities by
-    `SocietyPPOTorchLearner`. The bidders are memoryless: every bid is a one-step decision whose
-    utility already holds the discounted lookahead (advantage = u_t - V(s_t)).
-    """
-    society_config = config.society_config()
+def society_ppo_config(config: ExperimentConfig) -> SocietyPPOConfig:
+    """`SocietyPPOConfig` for the experiment: one RLlib module per primitive, rewarded with its
+    exact auction utility, sampled and trained by the fast path or RLlib's own (``sampler``)."""
     algo_config = (
-        PPOConfig()
-        # Bids are Beta samples in [0, 1] already: no action rescaling or clipping.
-        .environment(
-            AuctionEnv, env_config=society_config,
-            normalize_actions=False, clip_actions=False,
-        )
-        .rl_module(
-            rl_module_spec=RLModuleSpec(module_class=SocietyModule),
-            model_config={
-                **dataclasses.asdict(model_config(config)),
-                "num_primitives": count_primitives(society_config),
-                "clones": config.clones,
-            },
-        )
-        .learners(
-            learner_class=SocietyPPOTorchLearner,
-            learner_config_dict={
-                "auction": config.auction,
-                "standardize_advantages": config.standardize_advantages,
-            },
-        )
-        .callbacks(SocietyMetricsCallback)
-        # RLlib checks every gradient tensor for NaN/inf one by one; the society's learner does
-        # the same for all tensors at once (`postprocess_gradients_for_module`).
-        .framework(torch_skip_nan_gradients=True)
-    )
-    # `minibatch_size` counts one primitive's samples, as RLlib counted a policy's: each auction
-    # step gives a primitive one sample per clone.
-    return _shared_settings(algo_config, config).training(
-        minibatch_size=max(1, config.minibatch_size // config.clones))
-
-
-def multi_agent_ppo_config(config: ExperimentConfig) -> PPOConfig:
-    """The reference path: RLlib's own multi-agent PPO on the multi-agent `SocietyEnv`, with
-    RLlib's `MultiAgentEnvRunner`, default connectors and stock PPO learner. One module ``p{k}``
-    per primitive (RLlib's default PPO network with Beta bids), the clones' ids mapped to it.
-
-    The env's rewards are the exact utilities, so PPO's gamma is 0 and lambda 1: value target
-    u_t, advantage u_t - V_k(s_t) (standardized per module, as RLlib's GAE always does).
-    """
-    society_config = config.society_config()
-    module_ids = [primitive_name(k) for k in range(count_primitives(society_config))]
-    algo_config = (
-        PPOConfig()
-        .environment(SocietyEnv, env_config=society_config, normalize_actions=False, clip_actions=False)
-        .multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
-        .rl_module(
-            rl_module_spec=MultiRLModuleSpec(rl_module_specs={
-                module_id: RLModuleSpec(catalog_class=BidderCatalog) for module_id in module_ids}),
-            model_config=model_config(config),
-        )
+        SocietyPPOConfig()
+        .society(**config.society_config(), sampler=config.sampler)
+        .rl_module(model_config=model_config(config))
+        .learners(learner_config_dict={"standardize_advantages": config.standardize_advantages})
         .callbacks(SocietyMetricsCallback)
     )
-    return _shared_settings(algo_config, config).training(gamma=0.0, lambda_=1.0)
+    return _shared_settings(algo_config, config)
 
 
 def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
@@ -132,9 +74,8 @@ def _shared_settings(algo_config: PPOConfig, config: ExperimentConfig) -> PPOCon
             num_env_runners=config.num_env_runners,
             num_envs_per_env_runner=config.num_envs_per_env_runner,
             num_cpus_per_env_runner=config.num_cpus_per_env_runner,
-            # Society chunks cut mid-episode are fine: the utility connector masks their last
-            # auction, whose utility needs the next chunk's bids.
-            batch_mode="truncate_episodes",
+            rollout_fragment_length=config.rollout_fragment_length,
+            batch_mode=config.batch_mode,
         )
         .training(
             lr=config.lr,

@@ -63,12 +63,12 @@ class SocietyMetricsCallback(RLlibCallback):
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = bid_range_q_star(society_config)
-        module = society_module(algorithm)
+        modules = society_modules(algorithm)
         if self._test_env is not None:
-            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(module), society_config)
+            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(modules), society_config)
             return
         evaluation = evaluate(
-            module, self._eval_env, episodes=society_config["eval_episodes"],
+            modules, self._eval_env, episodes=society_config["eval_episodes"],
             seed=algorithm.config.seed, q_values=self._q_star,
         )
         mean_bids = evaluation.pop("mean_bids", None)
@@ -111,8 +111,8 @@ class MonolithicMetricsCallback(RLlibCallback):
 
 
 def _episode_summary(episode) -> dict:
-    """The episode summary of the auction record of an episode's last step: the one-agent
-    society's single episode, or in a multi-agent episode any id's that got the final step."""
+    """The episode summary in the auction record of an episode's last step: of the fast path's
+    `AuctionChunk`, or in a stock multi-agent episode of any agent that got the final step."""
     agent_episodes = getattr(episode, "agent_episodes", None)
     for single in (agent_episodes.values() if agent_episodes is not None else [episode]):
         record = single.get_infos(-1).get(AUCTION_INFO, {})
@@ -121,13 +121,9 @@ def _episode_summary(episode) -> dict:
     raise ValueError("the episode's last step holds no auction summary.")
 
 
-def society_module(algorithm):
-    """What `greedy_bids` evaluates: the one-agent `SocietyModule`, or the multi-agent society's
-    per-primitive modules ``{"p0": module, ...}``."""
-    policies = algorithm.config.policies
-    if "default_policy" in policies:
-        return algorithm.get_module()
-    return {primitive_name(k): algorithm.get_module(primitive_name(k)) for k in range(len(policies))}
+def society_modules(algorithm) -> dict:
+    """The society's modules ``{"p0": module, ...}``, in primitive order (`greedy_bids`)."""
+    return {primitive_name(k): algorithm.get_module(primitive_name(k)) for k in range(len(algorithm.config.policies))}
 
 
 def _log_env_steps(metrics_logger, env_steps: int) -> None:

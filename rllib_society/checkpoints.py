@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: RLlib's id of a single-agent run's module.
+DEFAULT_MODULE_ID = "default_policy"
 #: Where an RLlib algorithm checkpoint keeps its modules (learner_group/learner/rl_module).
 MODULES_SUBDIR = Path("learner_group", "learner", "rl_module")
 
@@ -27,20 +29,27 @@ def latest_checkpoint(path: str | Path) -> Path:
                      f"in trial/).")
 
 
-def module_folder(path: str | Path) -> Path:
-    """The saved RLModule of the checkpoint `latest_checkpoint` finds: a society's
-    `SocietyModule` or a single-agent policy (both runs train one RLlib module)."""
-    modules = latest_checkpoint(path) / MODULES_SUBDIR
-    folders = [p for p in sorted(modules.iterdir()) if p.is_dir()]
-    if len(folders) != 1:
-        raise ValueError(f"{str(path)!r} holds modules {[p.name for p in folders]}; expected one.")
-    return folders[0]
-
-
-def load_module(path: str | Path):
-    """The trained RLModule of a run, trial or checkpoint folder, in eval mode."""
+def load_modules(path: str | Path) -> dict[str, "RLModule"]:
+    """The trained RLModules of a run, trial or checkpoint folder, by module id, in eval mode: a
+    society's ``p0``, ``p1``, ... in primitive order, or a single-agent run's ``default_policy``."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    module = RLModule.from_checkpoint(module_folder(path))
-    module.eval()
-    return module
+    folder = latest_checkpoint(path) / MODULES_SUBDIR
+    module_ids = sorted((p.name for p in folder.iterdir() if p.is_dir()), key=lambda m: (len(m), m))
+    modules = {module_id: RLModule.from_checkpoint(folder / module_id) for module_id in module_ids}
+    for module in modules.values():
+        module.eval()
+    return modules
+
+
+def load_policy(path: str | Path) -> "RLModule":
+    """The one module of a single-agent run (a monolithic policy, or an option).
+
+    Raises:
+        ValueError: for a society's checkpoint, naming its modules.
+    """
+    modules = load_modules(path)
+    if list(modules) != [DEFAULT_MODULE_ID]:
+        raise ValueError(f"{str(path)!r} holds modules {list(modules)} (a society); a single-agent policy "
+                         f"(a run with algo: monolithic) has one, {DEFAULT_MODULE_ID!r}.")
+    return modules[DEFAULT_MODULE_ID]

@@ -42,6 +42,11 @@ def _load_yaml(text: str):
 DROPOUT_UNITS = ("agent", "primitive")
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
+#: How a society samples and learns (`SocietyPPOConfig`): the society's batched env runner and
+#: learner, or RLlib's own multi-agent runner and PPO learner (the reference path).
+SAMPLERS = ("fast", "stock")
+#: RLlib's batch modes.
+BATCH_MODES = ("truncate_episodes", "complete_episodes")
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
@@ -61,6 +66,10 @@ class ExperimentConfig:
     algo: str = "society"
     """"society" (bidders in an auction) or "monolithic" (one PPO policy whose actions are the
     primitives: the paper's baseline; the society keys below are then unused)."""
+
+    sampler: str = "fast"
+    """How a society samples and learns: "fast" (its batched env runner and learner) or "stock"
+    (RLlib's own multi-agent env runner and PPO learner, the reference path; slower)."""
 
     # Society (spec sections 1-2)
     auction: str = "ccv"
@@ -124,6 +133,11 @@ class ExperimentConfig:
     num_env_runners: int = 0
     """Remote env runners per trial (0: the trial's own process samples)."""
     num_envs_per_env_runner: int = 8
+    rollout_fragment_length: int | str = "auto"
+    """Steps per env per sample() call: "auto" (RLlib's: the train batch over all envs) or an
+    integer. A society's auction cut at a fragment's end is carried into the next chunk."""
+    batch_mode: str = "truncate_episodes"
+    """RLlib's: "truncate_episodes" (fragments) or "complete_episodes" (whole episodes)."""
     num_cpus_per_env_runner: float = 1.0
     """CPUs Ray reserves per remote env runner (fractions let 2 runners share a 2-core machine)."""
     env_runner_restart_delay_s: float = 1.0
@@ -276,6 +290,11 @@ def validate(config: ExperimentConfig) -> None:
             raise ValueError(f"{name}={getattr(config, name)!r} is not allowed; {name} must be {allowed}.")
 
     require(config.algo in ALGOS, "algo", f"one of {', '.join(ALGOS)}")
+    require(config.sampler in SAMPLERS, "sampler", f"one of {', '.join(SAMPLERS)}")
+    require(config.batch_mode in BATCH_MODES, "batch_mode", f"one of {', '.join(BATCH_MODES)}")
+    require(config.rollout_fragment_length == "auto" or (
+        isinstance(config.rollout_fragment_length, int) and config.rollout_fragment_length > 0),
+        "rollout_fragment_length", '"auto" or an integer > 0')
     require(config.auction in AUCTIONS, "auction", f"one of {', '.join(AUCTIONS)}")
     require(config.clones >= 1, "clones", "an integer >= 1")
     require(0.0 <= config.dropout < 1.0, "dropout", "in [0, 1)")

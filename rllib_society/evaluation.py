@@ -14,23 +14,20 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from rllib_society.bidder import TorchBeta
 from rllib_society.q_values import optimal_q_values
 from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv, make_base_env, primitive_name
-from rllib_society.society_module import SocietyModule
 
 #: Safety cap for envs without a time limit.
 MAX_EVAL_STEPS = 1000
 
 
-def greedy_bids(module: SocietyModule | dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
-    """(B, N) mean bid of each of the N primitives for a batch of B observations: of a
-    `SocietyModule`, or of per-primitive modules ``{"p0": module, ...}`` in primitive order."""
+def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
+    """(B, N) mean bid of each of the N primitives for a batch of B observations, from the
+    society's modules ``{"p0": module, ...}`` in primitive order."""
     observations = torch.as_tensor(observations, dtype=torch.float32)
     with torch.no_grad():
-        if isinstance(module, SocietyModule):
-            return module.mean_bids(observations).numpy()
         bids = [
             TorchBeta.from_logits(m.forward_inference({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS])
             .to_deterministic().loc[..., 0]
-            for m in module.values()
+            for m in modules.values()
         ]
         return torch.stack(bids, dim=-1).numpy()
 
@@ -55,7 +52,7 @@ def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     return values
 
 
-def greedy_episode(env: AuctionEnv, module: SocietyModule, seed: int | None = None,
+def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | None = None,
                    frames: list | None = None):
     """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...]).
 
@@ -66,7 +63,7 @@ def greedy_episode(env: AuctionEnv, module: SocietyModule, seed: int | None = No
     picks = []
     for _ in range(MAX_EVAL_STEPS):
         state = env.state
-        bids = greedy_bids(module, observation[None])[0]
+        bids = greedy_bids(modules, observation[None])[0]
         if frames is not None:
             frames.append({"frame": env.base_env.render(), "bids": bids})
         observation, _, terminated, truncated, info = env.step(np.repeat(bids, env.clones))
@@ -110,7 +107,7 @@ def evaluation_env(society_config: dict[str, Any]) -> AuctionEnv:
 
 
 def evaluate(
-    module: SocietyModule,
+    modules: dict[str, RLModule],
     env: AuctionEnv,
     episodes: int = 1,
     seed: int | None = None,
@@ -129,7 +126,7 @@ def evaluate(
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
     for episode in range(episodes):
-        summary, episode_picks = greedy_episode(env, module, None if seed is None else seed + episode)
+        summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
         summaries.append(summary)
         if discrete:  # (state, primitive) pairs, for the bid error
             picks.update(episode_picks)
@@ -139,7 +136,7 @@ def evaluate(
         "greedy_success": float(np.mean([s["env_return"] > 0 for s in summaries])),
     }
     if discrete:
-        bids = greedy_bids(module, np.eye(env.base_env.observation_space.n))
+        bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))
         result["mean_bids"] = {
             int(s): {primitive_name(k): float(bids[s, k]) for k in range(bids.shape[1])}
             for s in range(len(bids))

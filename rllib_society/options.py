@@ -96,11 +96,6 @@ class ModulePolicy:
 
 def load_option_policy(checkpoint: str | Path) -> ModulePolicy:
     """The frozen greedy policy of a pre-trained single-agent PPO run (or trial, or checkpoint)."""
-    from rllib_society.checkpoints import load_module
-    from rllib_society.society_module import SocietyModule
+    from rllib_society.checkpoints import load_policy
 
-    module = load_module(checkpoint)
-    if isinstance(module, SocietyModule):
-        raise ValueError(f"option checkpoint {checkpoint} holds a society; an option needs a "
-                         f"single-agent policy (a run with algo: monolithic).")
-    return ModulePolicy(module)
+    return ModulePolicy(load_policy(checkpoint))

@@ -199,14 +199,14 @@ def write_trial_outputs(
 def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Path) -> None:
     """A strip of one greedy episode of a trained society of options: each auction's winner
     and bids on the rendered state."""
-    from rllib_society.checkpoints import load_module
+    from rllib_society.checkpoints import load_modules
     from rllib_society.evaluation import evaluation_env, greedy_episode
     from rllib_society.reporting import plot_episode_strip
 
     society_config = config.society_config()
     society_config["env_config"] = {**society_config["env_config"], "render_mode": "rgb_array"}
     frames: list = []
-    greedy_episode(evaluation_env(society_config), load_module(checkpoint), seed=config.seed, frames=frames)
+    greedy_episode(evaluation_env(society_config), load_modules(checkpoint), seed=config.seed, frames=frames)
     names = [f"p{k} {Path(option).name[:28]}" for k, option in enumerate(config.options)]
     plot_episode_strip(frames, names, path, title=f"{config.env}: greedy society ({config.auction}, "
                                                   f"{config.clones} clones)")

@@ -33,11 +33,11 @@ def test_env(env_id: str, env_config: dict) -> gym.Env | None:
     return make_base_env(env_id, {**env_config, "split": "test"}).unwrapped if has_test_split else None
 
 
-def society_chooser(module: RLModule) -> Chooser:
+def society_chooser(modules: dict[str, RLModule]) -> Chooser:
     """The greedy auction: the primitive with the highest mean bid wins (ties: lowest index)."""
 
     def choose(images: torch.Tensor):
-        bids = greedy_bids(module, images[..., None])
+        bids = greedy_bids(modules, images[..., None])
         return bids.argmax(axis=1), bids
 
     return choose
@@ -56,10 +56,9 @@ def policy_chooser(module: RLModule) -> Chooser:
 
 def checkpoint_chooser(checkpoint: str | Path, algo: str) -> Chooser:
     """The greedy chooser of a trained society (or monolithic policy) from an RLlib checkpoint."""
-    from rllib_society.checkpoints import load_module
+    from rllib_society.checkpoints import load_modules, load_policy
 
-    module = load_module(checkpoint)
-    return policy_chooser(module) if algo == "monolithic" else society_chooser(module)
+    return policy_chooser(load_policy(checkpoint)) if algo == "monolithic" else society_chooser(load_modules(checkpoint))
 
 
 def evaluate_on_test(env, choose: Chooser, count: int | None = None, seed: int = 0) -> tuple[dict, dict]:

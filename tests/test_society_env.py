@@ -15,9 +15,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
-from rllib_society.algo_config import multi_agent_ppo_config
+from rllib_society.algo_config import society_ppo_config
 from rllib_society.auction_env import AUCTION_INFO
-from rllib_society.config import ExperimentConfig, load_config
+from rllib_society.config import load_config
 from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 
 FORWARD, LEFT, DONE = 2, 0, 6
@@ -151,8 +151,8 @@ CASES = {
 
 def stock_config(fragment: int | str, **overrides):
     config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
-                                                "num_envs_per_env_runner": 3, **overrides})
-    algo_config = multi_agent_ppo_config(config)
+                                                "num_envs_per_env_runner": 3, "sampler": "stock", **overrides})
+    algo_config = society_ppo_config(config)
     if fragment == "complete":
         return config, algo_config.env_runners(batch_mode="complete_episodes")
     return config, algo_config.env_runners(rollout_fragment_length=fragment)

@@ -1,0 +1,68 @@
+"""The fast path's learner connector: `AuctionChunk`s to each primitive's PPO train batch.
+
+Bidders are memoryless (spec section 2: a bid's utility already holds the discounted lookahead),
+so PPO's targets are what RLlib's GAE gives with gamma 0, the stock path's setting: value target
+u_t, advantage u_t - V_k(s_t), standardized per module as RLlib's GAE does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.annotations import override
+
+from rllib_society.env_runner import AuctionChunk
+
+
+class AuctionChunksToBatch(ConnectorV2):
+    """Builds ``{p{k}: batch}`` from chunks: a row per auction and clone of primitive k, with its
+    state, bid, log-probability, bid inputs, utility (``rewards`` and ``value_targets``),
+    advantage and loss mask (False for a clone sitting out). Every module's batch has the same
+    rows, so `SocietyMultiRLModule` can evaluate all modules at once."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *, standardize: bool = True):
+        super().__init__(input_observation_space, input_action_space)
+        self.standardize = standardize
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch: dict[str, Any], episodes, **kwargs):
+        wrong = {type(e).__name__ for e in episodes if not isinstance(e, AuctionChunk)}
+        if wrong:
+            raise TypeError(f"the society's learner trains on AuctionChunks from SocietyEnvRunner, got {wrong}; "
+                            f"build the config with SocietyPPOConfig, or use RLlib's PPO learner on the stock path.")
+        chunks = [c for c in episodes if len(c)]
+        if not chunks:
+            return batch
+        column = lambda name: np.concatenate([getattr(c, name) for c in chunks])  # noqa: E731
+        obs, bids, logp, inputs, utilities = (column(n) for n in ("obs", "bids", "logp", "bid_inputs", "utilities"))
+        active = np.concatenate([np.broadcast_to(c.active, c.bids.shape) for c in chunks])
+        clones = bids.shape[1] // inputs.shape[1]
+        device = next(rl_module[rl_module.module_ids[0]].parameters()).device
+        tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
+        with torch.no_grad():
+            values = rl_module.values(tensor(obs)).cpu().numpy()  # (N, R)
+        obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
+        for k, module_id in enumerate(rl_module.module_ids):
+            bidders = slice(k * clones, (k + 1) * clones)
+            mask = active[:, bidders].reshape(-1)
+            targets = utilities[:, bidders].reshape(-1)
+            advantages = targets - np.repeat(values[k], clones)
+            if self.standardize and mask.any():
+                valid = advantages[mask]
+                advantages = (advantages - valid.mean()) / max(1e-4, valid.std())
+            batch[module_id] = {
+                Columns.OBS: obs_rows,
+                Columns.ACTIONS: tensor(bids[:, bidders].reshape(-1, 1)),
+                Columns.ACTION_LOGP: tensor(logp[:, bidders].reshape(-1)),
+                Columns.ACTION_DIST_INPUTS: tensor(np.repeat(inputs[:, k], clones, axis=0)),
+                Columns.REWARDS: tensor(targets),
+                Columns.LOSS_MASK: tensor(mask),
+                Postprocessing.ADVANTAGES: tensor(advantages.astype(np.float32)),
+                Postprocessing.VALUE_TARGETS: tensor(targets),
+            }
+        return batch

@@ -1,0 +1,115 @@
+"""`SocietyPPOConfig`: RLlib's `PPOConfig` for a society, set up from one `.society(...)` call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from rllib_society.auction import AUCTIONS
+from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, primitive_name
+from rllib_society.bidder import BidderCatalog
+from rllib_society.env_runner import SocietyEnvRunner
+from rllib_society.learner import SocietyPPOLearner
+from rllib_society.society_env import SocietyEnv, policy_mapping_fn
+from rllib_society.society_module import SocietyMultiRLModule
+
+#: How a society samples and learns: RLlib's own multi-agent runner and PPO learner (the
+#: reference), or the society's batched runner and learner over the same modules.
+SAMPLERS = ("fast", "stock")
+
+
+class SocietyPPOConfig(PPOConfig):
+    """PPO for a society of primitives on `SocietyEnv`: one RLlib module ``p{k}`` per primitive
+    (RLlib's default PPO network with Beta bids), every bidder's reward its exact auction
+    utility, PPO's gamma 0 (bidders are memoryless: the utility holds the lookahead).
+
+    Example::
+
+        config = (SocietyPPOConfig()
+                  .society(env="Chain-v0", auction="ccv", clones=2)
+                  .training(lr=1e-3, train_batch_size_per_learner=400))
+        algo = config.build_algo()
+        algo.train()
+        algo.get_module("p1")
+
+    Everything else is RLlib's own config (``.env_runners``, ``.training``, ``.rl_module
+    (model_config=...)``, ``.multi_agent(policies_to_train=...)``, per-module overrides).
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class)
+        self.society_config: dict[str, Any] = {}
+        self.sampler = "fast"
+
+    def society(self, *, env: str = NotProvided, env_config: dict = NotProvided, auction: str = NotProvided,
+                clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
+                gamma: float = NotProvided, reward_scale: float = NotProvided, options: list = NotProvided,
+                option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
+                eval_episodes: int = NotProvided, sampler: str = NotProvided) -> "SocietyPPOConfig":
+        """Sets the society and everything that depends on it: the env, one module per
+        primitive, the policy mapping, PPO's gamma and lambda, and the sampler's env runner and
+        learner.
+
+        Args:
+            env: gymnasium id of the wrapped env (Discrete actions). env_config: its arguments.
+            auction: "v", "ccv", "bb" or "env": the utility every bidder is rewarded with.
+            clones: bidders per primitive. dropout, dropout_unit: agent dropout ("agent" or
+                "primitive"). gamma: the society's discount (inside the utilities).
+            reward_scale: env rewards are multiplied by it. options: pre-trained options as the
+                primitives (checkpoints, or objects with ``act(obs)``), with
+                option_done_action and option_max_steps.
+            eval_episodes: greedy evaluation episodes per iteration (the metrics callback's).
+            sampler: "fast" (the society's env runner and learner) or "stock" (RLlib's).
+        """
+        given = {k: v for k, v in locals().items() if k not in ("self", "sampler") and v is not NotProvided}
+        config = {**DEFAULT_SOCIETY_CONFIG, **self.society_config, **given}
+        _check(config, self.sampler if sampler is NotProvided else sampler)
+        self.society_config = config
+        if sampler is not NotProvided:
+            self.sampler = sampler
+        fast = self.sampler == "fast"
+        module_ids = [primitive_name(k) for k in range(count_primitives(config))]
+        self.environment(SocietyEnv, env_config=config, normalize_actions=False, clip_actions=False)
+        self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
+        self.rl_module(rl_module_spec=MultiRLModuleSpec(
+            multi_rl_module_class=SocietyMultiRLModule if fast else MultiRLModule,
+            rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids},
+        ))
+        self.training(gamma=0.0, lambda_=1.0)
+        if fast:
+            self.env_runners(env_runner_cls=SocietyEnvRunner)
+            # RLlib checks every gradient tensor for NaN/inf one by one; the society's learner
+            # does the same for all tensors at once.
+            self.learners(learner_class=SocietyPPOLearner)
+            self.framework(torch_skip_nan_gradients=True)
+        else:
+            self.env_runners(env_runner_cls=None)
+            self.learners(learner_class=None)
+        return self
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.society_config:
+            raise ValueError("SocietyPPOConfig needs .society(env=..., auction=..., ...) before it is built.")
+        if self.gamma != 0.0 or self.lambda_ != 1.0:
+            raise ValueError(f"gamma={self.gamma}, lambda_={self.lambda_}: a society's PPO needs gamma 0 and "
+                             f"lambda 1 (the utilities hold the discount); set the society's discount with "
+                             f".society(gamma=...).")
+
+
+def _check(config: dict[str, Any], sampler: str) -> None:
+    """Clear errors for bad society settings, before anything is built."""
+    if config["auction"] not in AUCTIONS:
+        raise ValueError(f"auction={config['auction']!r} is not allowed; allowed: {', '.join(AUCTIONS)}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}.")
+    if not isinstance(config["clones"], int) or config["clones"] < 1:
+        raise ValueError(f"clones={config['clones']!r} is not allowed; clones must be an integer >= 1.")
+    if not 0.0 <= config["dropout"] < 1.0:
+        raise ValueError(f"dropout={config['dropout']!r} is not allowed; dropout must be in [0, 1).")
+    if config["dropout_unit"] not in ("agent", "primitive"):
+        raise ValueError(f"dropout_unit={config['dropout_unit']!r} is not allowed; allowed: agent, primitive.")
