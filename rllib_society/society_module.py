@@ -69,19 +69,26 @@ class SocietyMultiRLModule(MultiRLModule):
 
     @override(MultiRLModule)
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        """Every module's bid inputs and values on its own batch; stacked when all modules are
-        stackable MLPs and their batches the same size."""
+        """Every module's bid inputs and values (``vf_preds``) on its own batch: stacked when all
+        modules are stackable MLPs and their batches the same size, else module by module."""
         ids = [m for m in self.module_ids if m in batch]
-        sizes = {len(batch[m][Columns.OBS]) for m in ids}
-        if self._parts is None or self._parts["vf"] is None or len(ids) != len(self.module_ids) or len(sizes) != 1:
-            return super()._forward_train(batch, **kwargs)
+        stackable = self._parts is not None and self._parts["vf"] is not None
+        if not stackable or len({len(batch[m][Columns.OBS]) for m in ids}) != 1:
+            return {m: self._module_forward_train(m, batch[m]) for m in ids}
+        index = [self.module_ids.index(m) for m in ids]
+        parts = {name: None if layers is None else [layers[i] for i in index] for name, layers in self._parts.items()}
         obs = torch.stack([batch[m][Columns.OBS] for m in ids])  # (N, B, D)
-        hidden = _stacked(self._parts["actor"], obs)
-        logits = _stacked(self._parts["pi"], hidden)
-        critic = hidden if self._parts["critic"] is None else _stacked(self._parts["critic"], obs)
-        values = _stacked(self._parts["vf"], critic)[..., 0]
-        return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]}
-                for k, m in enumerate(ids)}
+        hidden = _stacked(parts["actor"], obs)
+        logits = _stacked(parts["pi"], hidden)
+        critic = hidden if parts["critic"] is None else _stacked(parts["critic"], obs)
+        values = _stacked(parts["vf"], critic)[..., 0]
+        return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
+
+    def _module_forward_train(self, module_id: str, batch: dict[str, Any]) -> dict[str, Any]:
+        module = self._rl_modules[module_id]
+        out = module.forward_train(batch)
+        out[Columns.VF_PREDS] = module.compute_values(batch, embeddings=out.get(Columns.EMBEDDINGS))
+        return out
 
     def _critic_hidden(self, observations: torch.Tensor) -> torch.Tensor:
         return _stacked(self._parts["critic"] or self._parts["actor"], observations)

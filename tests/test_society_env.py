@@ -170,3 +170,19 @@ def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(
     checked = assert_each_auction_once_with_its_utility(learner, samples_per_call, config.auction, config.clones)
     assert checked >= 40
     runner.stop()
+
+
+def test_two_remote_stock_env_runners_train_every_auction_once(ray_session):
+    config, algo_config = stock_config(5, num_env_runners=2, num_cpus_per_env_runner=0.5, dropout=0.3,
+                                       reward_scale=0.5)
+    algo = algo_config.build_algo()
+    try:
+        learner = algo.learner_group._learner
+        calls = [algo.env_runner_group.foreach_env_runner(lambda r: r.sample(), local_env_runner=False)
+                 for _ in range(4)]
+        for runner in range(2):
+            checked = assert_each_auction_once_with_its_utility(
+                learner, [call[runner] for call in calls], config.auction, config.clones)
+            assert checked >= 40
+    finally:
+        algo.stop()

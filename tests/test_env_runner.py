@@ -1,0 +1,139 @@
+"""The fast path: `SocietyEnvRunner` and `SocietyPPOLearner`'s batch. Every auction of every sampled
+episode reaches the learner exactly once with its exact utility (the naive oracle of
+`test_society_env`), at any fragment length and batch mode, and the stock env pays the same
+utilities for the same bids."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from ray.rllib.core.columns import Columns
+
+from rllib_society.algo_config import society_ppo_config
+from rllib_society.env_runner import AuctionChunk, SocietyEnvRunner
+from rllib_society.society_env import SocietyEnv
+from test_society_env import CASES, OPTIONS, oracle
+
+FRAGMENTS = [1, 2, 3, 7, "complete"]
+
+
+def fast(fragment, **overrides):
+    from rllib_society.config import load_config
+
+    options = overrides.pop("options_env", None)
+    config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
+                                                "num_envs_per_env_runner": 3, **overrides})
+    algo_config = society_ppo_config(config)
+    if options:
+        algo_config.society(**options)
+    if fragment == "complete":
+        algo_config.env_runners(batch_mode="complete_episodes")
+    else:
+        algo_config.env_runners(rollout_fragment_length=fragment)
+    runner = SocietyEnvRunner(config=algo_config)
+    return runner, algo_config.build_learner(spaces=runner.get_spaces())
+
+
+def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], auction: str, clones: int):
+    """Per module, the (bid, utility) of every auction the chunks hold, from the oracle over all
+    its episode's auctions: those in chunks and those still `pending` in the runner."""
+    records = defaultdict(list)
+    for chunk in chunks:
+        records[chunk.id_] += chunk.records
+    samples = defaultdict(list)
+    for episode_id, handed in records.items():
+        ordered = handed + pending.get(episode_id, [])
+        assert [r["step"] for r in ordered] == list(range(len(ordered)))  # no auction twice or lost
+        for (t, b), utility in oracle(ordered, auction).items():
+            if t < len(handed):
+                samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
+    return samples
+
+
+def learner_samples(learner, samples_per_call):
+    got = defaultdict(list)
+    for chunks in samples_per_call:
+        batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=chunks,
+                                           shared_data={}, metrics=learner.metrics)
+        for module_id, columns in batch.items():
+            mask = columns[Columns.LOSS_MASK].numpy()
+            got[module_id] += list(zip(columns[Columns.ACTIONS].numpy()[mask, 0].tolist(),
+                                       columns["value_targets"].numpy()[mask].tolist()))
+    return got
+
+
+@pytest.mark.parametrize("case", [*CASES, "options"])
+@pytest.mark.parametrize("fragment", FRAGMENTS)
+def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment, case):
+    overrides = dict(CASES[case]) if case != "options" else {
+        "options_env": OPTIONS, "reward_scale": 2.0, "conv_filters": [[4, [3, 3], 2]], "vf_share_layers": True}
+    runner, learner = fast(fragment, **overrides)
+    env = runner.auction_envs[0]
+    samples_per_call = [runner.sample(random_actions=False) for _ in range(8)]
+    chunks = [c for call in samples_per_call for c in call]
+    pending = {open_.id_: open_.rows["records"] for open_ in runner._open}
+    expected = expected_samples(chunks, pending, env.config["auction"], env.clones)
+    got = learner_samples(learner, samples_per_call)
+    checked = 0
+    for module_id, pairs in expected.items():
+        want, have = np.array(sorted(pairs)), np.array(sorted(got[module_id]))
+        assert want.shape == have.shape, f"{module_id}: {len(have)} samples reached the learner, {len(want)} expected"
+        np.testing.assert_array_equal(have[:, 0], want[:, 0])
+        np.testing.assert_allclose(have[:, 1], want[:, 1], atol=1e-5)
+        checked += len(want)
+    assert checked >= 40
+    # A running episode's last auction waits in the runner: the next chunk of its episode starts with it.
+    stepped = sum(c.env_steps() for c in chunks)
+    if fragment == "complete":
+        assert all(c.is_done for c in chunks)
+    else:
+        assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) == stepped
+        assert any(not c.is_done for c in chunks)
+    runner.stop()
+
+
+def test_the_stock_env_pays_the_same_utilities_for_the_same_bids():
+    runner, _ = fast("complete", auction="v", reward_scale=0.5, gamma=0.9, clones=3)
+    chunks = [c for _ in range(3) for c in runner.sample()]
+    assert chunks and all(c.is_done for c in chunks)
+    env = SocietyEnv(runner.auction_envs[0].config)
+    for chunk in chunks:
+        observations, _ = env.reset()
+        paid = np.zeros_like(chunk.utilities)
+        for t, record in enumerate(chunk.records):
+            observations, rewards, *_ = env.step({a: np.array([record["bids"][env.ids[t % 2].index(a)]])
+                                                  for a in observations})
+            for agent, reward in rewards.items():
+                parity = 0 if agent.endswith("even") else 1
+                step = t if record["last"] and parity == t % 2 else t - 1
+                paid[step, env.ids[parity].index(agent)] = reward
+        np.testing.assert_allclose(paid, chunk.utilities, atol=1e-6)
+
+
+def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
+    from rllib_society.config import load_config
+
+    config = load_config("configs/chain.yaml", {"num_env_runners": 2, "num_cpus_per_env_runner": 0.5,
+                                                "num_envs_per_env_runner": 2, "rollout_fragment_length": 5,
+                                                "dropout": 0.3, "reward_scale": 0.5})
+    algo = society_ppo_config(config).build_algo()
+    try:
+        learner = algo.learner_group._learner
+        calls = [algo.env_runner_group.foreach_env_runner(
+            lambda r: (r.sample(), {o.id_: list(o.rows["records"]) for o in r._open}), local_env_runner=False)
+            for _ in range(4)]
+        for runner in range(2):  # each runner's episodes, over its 4 calls
+            samples_per_call = [call[runner][0] for call in calls]
+            pending = calls[-1][runner][1]
+            expected = expected_samples([c for chunks in samples_per_call for c in chunks], pending,
+                                        config.auction, config.clones)
+            got = learner_samples(learner, samples_per_call)
+            assert expected
+            for module_id, pairs in expected.items():
+                want, have = np.array(sorted(pairs)), np.array(sorted(got[module_id]))
+                np.testing.assert_array_equal(have[:, 0], want[:, 0])
+                np.testing.assert_allclose(have[:, 1], want[:, 1], atol=1e-5)
+    finally:
+        algo.stop()
