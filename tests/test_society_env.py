@@ -173,7 +173,8 @@ def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(
 
 
 def test_two_remote_stock_env_runners_train_every_auction_once(ray_session):
-    config, algo_config = stock_config(5, num_env_runners=2, num_cpus_per_env_runner=0.5, dropout=0.3,
+    config, algo_config = stock_config(10, num_env_runners=2, num_cpus_per_env_runner=0.5, dropout=0.3,
+                                       train_batch_size_per_learner=60, minibatch_size=60,
                                        reward_scale=0.5)
     algo = algo_config.build_algo()
     try:
