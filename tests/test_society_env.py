@@ -92,21 +92,30 @@ def oracle(records: list[dict], auction: str) -> dict[tuple[int, int], float]:
     return utilities
 
 
-def expected_samples(chunks, auction: str, clones: int) -> dict[str, list[tuple[float, float]]]:
-    """Per module, the (bid, utility) of every auction whose utility the sampled chunks decide:
-    every auction followed by a sampled one, and every episode's last."""
-    records = defaultdict(dict)  # episode id -> {step: record}
+def auction_records(chunks) -> dict[str, dict[int, dict]]:
+    """{episode id: {step: auction record}} from the agents' infos (with the lookback: an agent
+    whose chunk holds no step of its own is left out of it, and its info shows up in the
+    lookback of its next chunk)."""
+    records = defaultdict(dict)
     for chunk in chunks:
         for agent_episode in chunk.agent_episodes.values():
-            for info in agent_episode.infos.data:  # with the lookback: a cut can leave a record there
+            for info in agent_episode.infos.data:
                 if AUCTION_INFO in info:
                     records[chunk.id_][info[AUCTION_INFO]["step"]] = info[AUCTION_INFO]
+    return records
+
+
+def expected_samples(chunks, auction: str, clones: int, later=()) -> dict[str, list[tuple[float, float]]]:
+    """Per module, the (bid, utility) of every auction whose utility the sampled chunks decide:
+    every auction followed by a sampled one, and every episode's last. `later` chunks only fill
+    in records."""
+    known = auction_records([*chunks, *later])
     samples = defaultdict(list)
-    for steps in records.values():
-        ordered = [steps[t] for t in range(len(steps))]  # every step of the episode, in order
+    for episode_id, sampled in auction_records(chunks).items():
+        ordered = [known[episode_id][t] for t in range(len(known[episode_id]))]  # every step, in order
         utilities = oracle(ordered, auction)
         for (t, b), utility in utilities.items():
-            if t + 1 < len(ordered) or ordered[t]["last"]:
+            if t + 1 in sampled or (t in sampled and ordered[t]["last"]):
                 samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
     return samples
 
@@ -127,8 +136,8 @@ def learner_samples(learner, samples_per_call) -> dict[str, list[tuple[float, fl
     return samples
 
 
-def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction, clones):
-    expected = expected_samples([c for chunks in samples_per_call for c in chunks], auction, clones)
+def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction, clones, later=()):
+    expected = expected_samples([c for chunks in samples_per_call for c in chunks], auction, clones, later)
     got = learner_samples(learner, samples_per_call)
     assert set(got) <= set(expected)
     total = 0
@@ -167,7 +176,8 @@ def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(
     samples_per_call = [runner.sample(random_actions=False) for _ in range(8)]
     if fragment != "complete":
         assert any(not chunk.is_done for chunks in samples_per_call for chunk in chunks)
-    checked = assert_each_auction_once_with_its_utility(learner, samples_per_call, config.auction, config.clones)
+    checked = assert_each_auction_once_with_its_utility(learner, samples_per_call, config.auction, config.clones,
+                                                        later=runner.sample(random_actions=False))
     assert checked >= 40
     runner.stop()
 
@@ -180,10 +190,10 @@ def test_two_remote_stock_env_runners_train_every_auction_once(ray_session):
     try:
         learner = algo.learner_group._learner
         calls = [algo.env_runner_group.foreach_env_runner(lambda r: r.sample(), local_env_runner=False)
-                 for _ in range(4)]
+                 for _ in range(5)]
         for runner in range(2):
             checked = assert_each_auction_once_with_its_utility(
-                learner, [call[runner] for call in calls], config.auction, config.clones)
+                learner, [call[runner] for call in calls[:-1]], config.auction, config.clones, later=calls[-1][runner])
             assert checked >= 40
     finally:
         algo.stop()
