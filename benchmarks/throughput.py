@@ -1,27 +1,27 @@
-"""Env steps per second of the society against plain single-agent RLlib PPO, side by side.
+"""Env steps per second of the society against plain single-agent RLlib PPO, interleaved.
 
-For every setting (primitives x env runners x envs per runner) the script builds two algorithms
-on the same env with the same network, batch and PPO settings (from ``--config``): the society
-(``society_ppo_config``) and single-agent PPO that picks the env action itself (the monolithic
-baseline, ``monolithic_ppo_config``). It then measures
+For every setting (primitives x env runners x envs per runner) the script builds, from the same
+``--config`` (network, batch, PPO settings), the society on the fast path (`SocietyEnvRunner`,
+`SocietyPPOLearner`), the society on RLlib's stock multi-agent path (``--no-stock`` skips it) and
+single-agent PPO that picks the env action itself (the monolithic baseline). Machines are noisy
+(single-agent PPO's own speed moved by a third between runs), so the measurements interleave:
+each of ``--rounds`` rounds measures every algorithm in turn, each for at least ``--seconds``,
 
-- ``sample_sps``: env steps per second of sampling alone (RLlib's `synchronous_parallel_sample`,
-  what PPO calls each iteration), and
-- ``train_sps``: env steps per second of whole training iterations (sampling plus update),
+- ``sample``: env steps per second of sampling alone (RLlib's `synchronous_parallel_sample`,
+  what PPO calls each iteration), then
+- ``train``: env steps per second of whole training iterations (sampling plus update),
 
-each after a warm-up iteration, and the ratio society / single-agent of both. The society's
-iteration time is split with RLlib's own timers into env steps, bidder forward passes,
-connectors, the learner update and the rest (episode bookkeeping, metrics, Ray calls).
+and each round's ratio society / single-agent is taken within the round. The table reports the
+median ratio over rounds with its range (min-max).
 
 Usage::
 
     python benchmarks/throughput.py                                # primitives 2..32, local
-    python benchmarks/throughput.py --primitives 4 --env-runners 0 1 2 --envs-per-env-runner 1 8
-    python benchmarks/throughput.py --config configs/bandit.yaml --primitives 4
+    python benchmarks/throughput.py --primitives 4 32 --rounds 7
+    python benchmarks/throughput.py --primitives 4 --env-runners 0 2 --envs-per-env-runner 1 8
 
-Chain with ``num_actions = primitives`` (actions beyond Left/Right stay in place) is the env;
-with ``configs/bandit.yaml`` the env is the 4-arm Bandit. Machines are noisy: compare ratios
-measured in the same run, not numbers across runs.
+Chain with ``num_actions = primitives`` (actions beyond Left/Right stay in place) is the env.
+Writes every measurement to ``--csv`` and the summary to the same name with ``_summary``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,113 +39,134 @@ sys.path.insert(0, str(ROOT))
 
 from rllib_society.config import load_config  # noqa: E402
 
-COLUMNS = ["env", "primitives", "bidders", "env_runners", "envs_per_runner", "algo", "sample_sps",
-           "train_sps", "sample_ratio", "train_ratio", "env_pct", "forward_pct", "connectors_pct",
-           "learner_pct", "rest_pct"]
+BASELINE = "single-agent PPO"
+SUMMARY_COLUMNS = ["primitives", "bidders", "env_runners", "envs_per_runner", "algo", "mode", "median_sps",
+                   "median_ratio", "ratio_min", "ratio_max", "rounds"]
 
 
-def measure(algo, config, iterations: int) -> dict:
-    """Sampling-only and whole-iteration env steps/s, and the iteration's cost split."""
+def sample_sps(algo, config, seconds: float) -> float:
+    """Env steps/s of sampling alone, as PPO's training step samples, for at least `seconds`."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 
-    algo.train()  # warm-up: first-iteration set-up is not throughput
-    batch = config.train_batch_size_per_learner
     started, steps = time.perf_counter(), 0
-    for _ in range(iterations):
-        episodes, _ = synchronous_parallel_sample(  # as PPO.training_step calls it
-            worker_set=algo.env_runner_group, max_env_steps=batch, sample_timeout_s=600,
-            _uses_new_env_runners=True, _return_metrics=True,
+    while time.perf_counter() - started < seconds:
+        episodes, _ = synchronous_parallel_sample(
+            worker_set=algo.env_runner_group, max_env_steps=config.train_batch_size_per_learner,
+            sample_timeout_s=600, _uses_new_env_runners=True, _return_metrics=True,
         )
         steps += sum(e.env_steps() for e in episodes)
-    sample_sps = steps / (time.perf_counter() - started)
+    return steps / (time.perf_counter() - started)
 
-    before = algo.train()
+
+def train_sps(algo, seconds: float) -> float:
+    """Env steps/s of whole training iterations, for at least `seconds`."""
+    before = algo.train()["num_env_steps_sampled_lifetime"]
     started = time.perf_counter()
-    for _ in range(iterations):
-        result = algo.train()
-    seconds = time.perf_counter() - started
-    steps = result["num_env_steps_sampled_lifetime"] - before["num_env_steps_sampled_lifetime"]
-    return {"sample_sps": sample_sps, "train_sps": steps / seconds,
-            **cost_split(result, config, seconds / iterations, steps / iterations)}
+    while True:
+        after = algo.train()["num_env_steps_sampled_lifetime"]
+        if time.perf_counter() - started >= seconds:
+            return (after - before) / (time.perf_counter() - started)
 
 
-def cost_split(result: dict, config, iteration_s: float, steps_per_iteration: float) -> dict:
-    """Percent of one iteration in env steps, forward passes, connectors and the learner, from
-    RLlib's per-call timers (per env runner; remote runners work in parallel)."""
-    runners = result["env_runners"]
-    calls = steps_per_iteration / max(config.num_env_runners, 1) / config.num_envs_per_env_runner
-    parts = {
-        "env_pct": runners.get("env_step_timer", 0.0) * calls,
-        "forward_pct": runners.get("rlmodule_inference_timer", 0.0) * calls,
-        "connectors_pct": (runners.get("env_to_module_connector", {}).get("connector_pipeline_timer", 0.0)
-                           + runners.get("module_to_env_connector", {}).get("connector_pipeline_timer", 0.0)) * calls,
-        "learner_pct": result["timers"].get("learner_update_timer", 0.0),
-    }
-    parts["rest_pct"] = max(iteration_s - sum(parts.values()), 0.0)
-    return {k: 100 * v / iteration_s for k, v in parts.items()}
+def build(config, algo: str):
+    from rllib_society.algo_config import monolithic_ppo_config, society_ppo_config
+
+    if algo == BASELINE:
+        return monolithic_ppo_config(config).build_algo()
+    config.sampler = "stock" if algo == "society (stock)" else "fast"
+    return society_ppo_config(config).build_algo()
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Median env steps/s and median per-round ratio to single-agent PPO, with its range."""
+    summary = []
+    keys = sorted({(r["primitives"], r["env_runners"], r["envs_per_runner"], r["algo"], r["mode"]) for r in rows},
+                  key=lambda k: (k[0], k[1], k[2], k[4], k[3] != "society (fast)", k[3]))
+    for primitives, runners, envs, algo, mode in keys:
+        mine = [r for r in rows if (r["primitives"], r["env_runners"], r["envs_per_runner"], r["algo"], r["mode"])
+                == (primitives, runners, envs, algo, mode)]
+        base = {r["round"]: r["sps"] for r in rows if (r["primitives"], r["env_runners"], r["envs_per_runner"],
+                                                         r["algo"], r["mode"]) == (primitives, runners, envs, BASELINE, mode)}
+        ratios = [r["sps"] / base[r["round"]] for r in mine]
+        summary.append({"primitives": primitives, "bidders": mine[0]["bidders"], "env_runners": runners,
+                        "envs_per_runner": envs, "algo": algo, "mode": mode,
+                        "median_sps": statistics.median(r["sps"] for r in mine),
+                        "median_ratio": statistics.median(ratios), "ratio_min": min(ratios),
+                        "ratio_max": max(ratios), "rounds": len(mine)})
+    return summary
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown(summary: list[dict]) -> str:
+    lines = ["| primitives (bidders) | runners x envs | algo | mode | env steps/s (median) | ratio to single-agent: median (min-max) |",
+             "|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['primitives']} ({s['bidders']}) | {s['env_runners']} x {s['envs_per_runner']} | {s['algo']} | "
+                     f"{s['mode']} | {s['median_sps']:,.0f} | {s['median_ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/chain.yaml")
     parser.add_argument("--primitives", type=int, nargs="+", default=[2, 4, 8, 16, 32],
-                        help="society sizes (Chain: num_actions); ignored for other envs")
+                        help="society sizes (Chain's num_actions)")
     parser.add_argument("--env-runners", type=int, nargs="+", default=[0])
     parser.add_argument("--envs-per-env-runner", type=int, nargs="+", default=None,
                         help="default: the config's num_envs_per_env_runner")
     parser.add_argument("--clones", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (A, B, A, B, ...)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum length of one measurement")
+    parser.add_argument("--no-stock", dest="stock", action="store_false", help="skip RLlib's stock multi-agent path")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "throughput.csv"))
     args = parser.parse_args(argv)
 
     base = load_config(ROOT / args.config, {"clones": args.clones}, args.sets)
     envs_per_runner = args.envs_per_env_runner or [base.num_envs_per_env_runner]
-    primitives = args.primitives if base.env == "Chain-v0" else [None]
+    algos = ["society (fast)", *(["society (stock)"] if args.stock else []), BASELINE]
 
     import ray
 
-    from rllib_society.algo_config import monolithic_ppo_config, society_ppo_config
-    from rllib_society.auction_env import count_primitives
     from rllib_society.training import init_ray
 
     init_ray()
     rows = []
-    print(" | ".join(f"{c:>13}" if i > 5 else c for i, c in enumerate(COLUMNS)), flush=True)
-    for n, runners, num_envs in itertools.product(primitives, args.env_runners, envs_per_runner):
-        sets = args.sets + ([f"env_config.num_actions={n}"] if n is not None else [])
+    for n, runners, num_envs in itertools.product(args.primitives, args.env_runners, envs_per_runner):
         config = load_config(ROOT / args.config, {"clones": args.clones, "num_env_runners": runners,
-                                                  "num_envs_per_env_runner": num_envs}, sets)
-        if runners:  # two runners share this machine's cores with the driver
+                                                  "num_envs_per_env_runner": num_envs},
+                             [*args.sets, f"env_config.num_actions={n}"])
+        if runners:  # the runners share this machine's cores with the driver
             config.num_cpus_per_env_runner = min(config.num_cpus_per_env_runner, 1.0 / runners)
-        measured = {}
-        for name, build in (("society", lambda: society_ppo_config(config).build_algo()),
-                            ("single-agent PPO", lambda: monolithic_ppo_config(config).build_algo())):
-            algo = build()
-            measured[name] = measure(algo, config, args.iterations)
+        built = {algo: build(config, algo) for algo in algos}
+        for algo in built.values():
+            algo.train()  # warm-up: first-iteration set-up is not throughput
+        for round_, mode in itertools.product(range(args.rounds), ("sample", "train")):
+            for name, algo in built.items():
+                sps = sample_sps(algo, config, args.seconds) if mode == "sample" else train_sps(algo, args.seconds)
+                rows.append({"primitives": n, "bidders": n * args.clones if name != BASELINE else 1,
+                             "env_runners": runners, "envs_per_runner": num_envs, "algo": name, "mode": mode,
+                             "round": round_, "sps": sps})
+                print(f"primitives {n:3d} | runners {runners} x {num_envs} | round {round_} | {mode:6s} | "
+                      f"{name:16s} | {sps:8.0f} env steps/s", flush=True)
+        for algo in built.values():
             algo.stop()
-        size = count_primitives(config.society_config())
-        for name, numbers in measured.items():
-            row = {"env": config.env, "primitives": size, "bidders": size * args.clones if name == "society" else 1,
-                   "env_runners": runners, "envs_per_runner": num_envs, "algo": name, **numbers,
-                   "sample_ratio": numbers["sample_sps"] / measured["single-agent PPO"]["sample_sps"],
-                   "train_ratio": numbers["train_sps"] / measured["single-agent PPO"]["train_sps"]}
-            rows.append(row)
-            print(" | ".join(_fmt(row[c]) for c in COLUMNS), flush=True)
     ray.shutdown()
 
     path = Path(args.csv)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"\nwrote {path}")
+    write_csv(path, rows, list(rows[0]))
+    summary = summarize(rows)
+    write_csv(path.with_name(path.stem + "_summary.csv"), summary, SUMMARY_COLUMNS)
+    print("\n" + markdown(summary))
+    print(f"\nwrote {path} and {path.with_name(path.stem + '_summary.csv')}")
     return 0
-
-
-def _fmt(value) -> str:
-    return f"{value:13.2f}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ from rllib_society.auction import AUCTIONS, clear_auctions, episode_utilities
 from rllib_society.config import ExperimentConfig, load_config
 
 _LAZY = {
+    "SocietyPPOConfig": "rllib_society.ppo_config",
     "SocietyEnv": "rllib_society.society_env",
-    "SocietyModule": "rllib_society.society_module",
-    "SocietyAdvantages": "rllib_society.utility_connector",
-    "SocietyPPOTorchLearner": "rllib_society.learner",
+    "AuctionEnv": "rllib_society.auction_env",
+    "SocietyMultiRLModule": "rllib_society.society_module",
+    "SocietyEnvRunner": "rllib_society.env_runner",
+    "AuctionChunk": "rllib_society.env_runner",
+    "SocietyPPOLearner": "rllib_society.learner",
     "build_algo_config": "rllib_society.algo_config",
     "train": "rllib_society.training",
     "evaluate": "rllib_society.evaluation",

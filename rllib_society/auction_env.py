@@ -3,8 +3,8 @@ the state, the highest bidder's primitive acts on a wrapped gymnasium env (spec 
 
 Each env action is a primitive; each primitive bids through `clones` bidders that share its
 policy. This is the society's core: the multi-agent `SocietyEnv` steps one with the bids of its
-agent ids, and the one-agent fast path (`SocietyModule`) steps it with the whole bid vector. The
-reward is the env reward; the info holds the auction record (`AUCTION_INFO`), from which the
+agent ids, and the fast path's `SocietyEnvRunner` steps a vector of them with whole bid vectors.
+The reward is the env reward; the info holds the auction record (`AUCTION_INFO`), from which the
 exact utilities are computed once the next step's bids are known.
 """
 

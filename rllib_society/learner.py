@@ -103,7 +103,8 @@ class SocietyPPOLearner(PPOTorchLearner):
         """Zeroes non-finite gradient entries (RLlib's default, which `SocietyPPOConfig` moves
         here) and clips each module's gradients by their global norm (RLlib's
         ``grad_clip_by: global_norm`` per module), batched over every tensor of every module."""
-        groups = [(m, refs) for m, refs in self._module_params.items() if refs[0] in gradients_dict]
+        groups = [(m, refs) for m, refs in self._module_params.items()
+                  if all(gradients_dict.get(ref) is not None for ref in refs)]  # frozen modules have none
         grads = [gradients_dict[ref] for _, refs in groups for ref in refs]
         if not grads:
             return gradients_dict

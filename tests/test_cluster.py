@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from rllib_society.env_runner import SocietyEnvRunner
+
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -140,7 +141,7 @@ def test_a_killed_env_runner_is_restarted_and_training_finishes(tmp_path):
     killed = None
     for line in process.stdout:  # one line per iteration
         if line.startswith("iter    3"):
-            runners = processes_mentioning(f"ray::{SingleAgentEnvRunner.__name__}")
+            runners = processes_mentioning(f"ray::{SocietyEnvRunner.__name__}")
             assert runners, "no env runner process found"
             killed = runners[0]
             os.kill(killed, signal.SIGKILL)

@@ -97,7 +97,7 @@ def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
 
 def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
     from rllib_society.config import load_config
-    from rllib_society.checkpoints import module_folder
+    from rllib_society.checkpoints import load_modules
     from rllib_society.options import load_option_policy
     from rllib_society.training import train
 
@@ -105,7 +105,7 @@ def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
         "env": "TwoRooms-Red-v0", "stop_timesteps": 256, "output": str(tmp_path / "red"),
     }, ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2"])
     checkpoint = train(config)["checkpoint"]
-    assert module_folder(checkpoint).name == "default_policy"
+    assert list(load_modules(checkpoint)) == ["default_policy"]
     policy = load_option_policy(checkpoint)
     observation, _ = society("Pretrain", []).base_env.reset(seed=0)
     assert policy.act(observation) in range(7)

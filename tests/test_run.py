@@ -53,7 +53,12 @@ def test_csv_tensorboard_checkpoint_and_plot(short_run):
     scalars = read_scalars(output / "trial")
     assert len(scalars["ray/tune/society/bid_error"]) == len(progress)
     assert "ray/tune/env_runners/society/mean_bid/p0" in scalars
-    assert list((output / "trial").glob("checkpoint_*/algorithm_state.pkl"))
+    # RLlib's own per-module learner metrics, one module per primitive, beside the society's.
+    assert {"ray/tune/learners/p0/policy_loss", "ray/tune/learners/p1/entropy"} <= set(scalars)
+    checkpoints = list((output / "trial").glob("checkpoint_*"))
+    assert checkpoints and (checkpoints[0] / "algorithm_state.pkl").is_file()
+    modules = checkpoints[0] / "learner_group" / "learner" / "rl_module"
+    assert sorted(p.name for p in modules.iterdir() if p.is_dir()) == ["p0", "p1"]
     assert (output / "bids.png").stat().st_size > 10_000
 
 

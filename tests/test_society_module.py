@@ -46,6 +46,7 @@ def society(model_config, primitives=3, observation_space=OBS, inference_only=Fa
 
 
 def test_each_primitive_is_rllibs_own_module_under_its_id(algo):
+    assert "multi-agent=True" in repr(algo)  # what Ray's log line shows
     modules = {m: algo.get_module(m) for m in ("p0", "p1", "p2")}
     assert all(isinstance(m, DefaultPPOTorchRLModule) for m in modules.values())
     assert set(algo.config.policies) == {"p0", "p1", "p2"}
@@ -166,3 +167,25 @@ def test_rllibs_per_module_learner_metrics_and_kl_coefficients(algo):
     coeffs = {m: float(algo.learner_group._learner.curr_kl_coeffs_per_module[m]) for m in ("p0", "p1", "p2")}
     assert all(c > 0 for c in coeffs.values())
 
+
+
+def test_frozen_primitives_stay_and_per_module_overrides_apply(ray_session):
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 32,
+                                                "env_config": {"num_actions": 3}, "lr": 1e-2})
+    algo = (build_algo_config(config)
+            .multi_agent(policies_to_train=["p0", "p2"])
+            .rl_module(algorithm_config_overrides_per_module={"p2": PPOConfig.overrides(lr=1e-6)})
+            .build_algo())
+    try:
+        before = algo.learner_group.get_weights()
+        for _ in range(2):
+            result = algo.train()
+        after = algo.learner_group.get_weights()
+        change = {m: max(float(abs(after[m][k] - before[m][k]).max()) for k in before[m]) for m in before}
+        assert change["p1"] == 0.0  # frozen
+        assert change["p0"] > 1e-3 and 0.0 < change["p2"] < 1e-4  # its own learning rate
+        assert "policy_loss" in result["learners"]["p0"] and "policy_loss" not in result["learners"].get("p1", {})
+    finally:
+        algo.stop()

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from rllib_society.checkpoints import latest_checkpoint, load_module, module_folder
+from rllib_society.checkpoints import latest_checkpoint, load_modules
 from rllib_society.config import load_config, load_grid
 from rllib_society.options import load_option_policy
-from rllib_society.society_module import SocietyModule
 
 TINY = {"stop_timesteps": 256}
 TINY_SETS = ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2",
@@ -38,16 +37,15 @@ def primitives(ray_session, tmp_path_factory):
 
 def test_each_primitive_is_a_single_policy_checkpoint(primitives):
     for trial in primitives:
-        assert module_folder(trial).name == "default_policy"
-        assert not isinstance(load_module(trial), SocietyModule)
+        assert list(load_modules(trial)) == ["default_policy"]
 
 
 def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primitives, tmp_path):
     options = {"options": primitives}
     pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
     assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
-    assert len(load_module(tmp_path / "pretrain").bidders) == 3  # one policy per option
-    with pytest.raises(ValueError, match="holds a society"):  # a society is no option
+    assert list(load_modules(tmp_path / "pretrain")) == ["p0", "p1", "p2"]  # one module per option
+    with pytest.raises(ValueError, match="a society"):  # a society is no option
         load_option_policy(tmp_path / "pretrain")
     assert (tmp_path / "pretrain" / "episode.png").stat().st_size > 0  # the greedy episode strip
 
@@ -60,7 +58,6 @@ def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primiti
 
 def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_session):
     import torch
-    from ray.rllib.core import DEFAULT_MODULE_ID
 
     from rllib_society.algo_config import SocietyPPO, trial_param_space
 
@@ -71,12 +68,13 @@ def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_s
     }, TINY_SETS)
     algo = SocietyPPO(trial_param_space(config))
     try:
-        saved = load_module(tmp_path / "pretrain")
-        trained = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
-        acting = algo.get_module().state_dict()  # the env runner's copy
-        for name, value in saved.state_dict().items():
-            torch.testing.assert_close(torch.as_tensor(trained[name]), value)
-            torch.testing.assert_close(acting[name], value)
+        weights = algo.learner_group.get_weights()
+        for module_id, saved in load_modules(tmp_path / "pretrain").items():
+            acting = algo.get_module(module_id).state_dict()  # the env runner's copy
+            for name, value in saved.state_dict().items():
+                torch.testing.assert_close(torch.as_tensor(weights[module_id][name]), value)
+            for name in saved.get_state(inference_only=True):  # what env runners are sent
+                torch.testing.assert_close(acting[name], saved.state_dict()[name])
     finally:
         algo.stop()
 
