@@ -291,6 +291,8 @@ def validate(config: ExperimentConfig) -> None:
 
     require(config.algo in ALGOS, "algo", f"one of {', '.join(ALGOS)}")
     require(config.sampler in SAMPLERS, "sampler", f"one of {', '.join(SAMPLERS)}")
+    require(config.standardize_advantages or config.sampler == "fast", "standardize_advantages",
+            "true with sampler: stock (RLlib's GAE always standardizes advantages)")
     require(config.batch_mode in BATCH_MODES, "batch_mode", f"one of {', '.join(BATCH_MODES)}")
     require(config.rollout_fragment_length == "auto" or (
         isinstance(config.rollout_fragment_length, int) and config.rollout_fragment_length > 0),

@@ -50,6 +50,10 @@ def test_env_config_set_reaches_the_env_constructor():
         ({}, ["lr=-1"], r"lr=-1.*a float > 0"),
         ({}, ["minibatch_size=1000"], r"minibatch_size=1000.*<= train_batch_size_per_learner"),
         ({}, ["env_config.no_such_arg=1"], r"env_config=.*does not fit env 'Chain-v0'"),
+        ({"sampler": "rllib"}, [], r"sampler='rllib'.*one of fast, stock"),
+        ({"sampler": "stock", "standardize_advantages": False}, [], r"standardize_advantages=False.*sampler: stock"),
+        ({"batch_mode": "episodes"}, [], r"batch_mode='episodes'.*one of truncate_episodes, complete_episodes"),
+        ({"rollout_fragment_length": 0}, [], r"rollout_fragment_length=0.*\"auto\" or an integer > 0"),
     ],
 )
 def test_bad_input_names_the_field(overrides, sets, message):

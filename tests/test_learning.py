@@ -30,6 +30,16 @@ def test_bandit_bids_rank_the_arms_near_their_values(ray_session, tmp_path):
     assert summary["greedy_return"] == pytest.approx(0.8)
 
 
+def test_stock_rllib_multi_agent_path_learns_the_bandit(ray_session, tmp_path):
+    # RLlib's own MultiAgentEnvRunner, connectors and PPO learner on SocietyEnv, whose rewards are
+    # the exact utilities (the reference path). 20k steps, the lr decaying over them: measured
+    # bids 0.222 0.382 0.582 0.798 (largest error 0.022) in 55 s.
+    summary = train_config(tmp_path, "configs/bandit.yaml", stop_timesteps=20_000, sampler="stock",
+                           lr=[[0, 0.01], [20_000, 0.001]])
+    errors = [abs(summary["mean_bids"]["0"][f"p{k}"] - (k + 1) / 5) for k in range(4)]
+    assert max(errors) <= 0.05, f"|bid - value| per arm {errors} (tolerance 0.05)"
+
+
 def test_chain_walks_right_with_bids_near_q_star(ray_session, tmp_path):
     summary = train_config(tmp_path, "configs/chain.yaml")
     assert summary["greedy_return"] == pytest.approx(0.8) and summary["greedy_length"] == 5
