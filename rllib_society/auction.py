@@ -8,6 +8,8 @@ import numpy as np
 
 #: Auction names: Vickrey, credit-conserving Vickrey, bucket brigade, env reward only.
 AUCTIONS = ("v", "ccv", "bb", "env")
+#: What agent dropout removes together: one bidder, or a primitive with all its clones.
+DROPOUT_UNITS = ("agent", "primitive")
 
 
 def clear_auctions(

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from rllib_society.auction import AUCTIONS
+from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
 
 class _YamlLoader(yaml.SafeLoader):
     """PyYAML follows YAML 1.1, where ``1e-3`` is a string; read it as a float (YAML 1.2)."""
@@ -38,8 +38,6 @@ def _load_yaml(text: str):
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-#: What agent dropout removes together: one agent id, or a primitive with all its clones.
-DROPOUT_UNITS = ("agent", "primitive")
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
 #: How a society samples and learns (`SocietyPPOConfig`): the society's batched env runner and

@@ -64,7 +64,8 @@ class AuctionChunk:
     is_done: bool = False
     """Whether the chunk ends its episode."""
     sampled_steps: int = 0
-    """Auctions its episode ran during the `sample()` call that returned it."""
+    """Auctions its episode ran since its previous chunk: what the `sample()` call that returned
+    it stepped (with complete episodes, the whole episode)."""
 
     def __len__(self) -> int:
         return len(self.bids)
@@ -118,10 +119,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
             self._needs_initial_reset = False
         complete = num_episodes is not None
         chunks, steps, finished = [], 0, 0
-        for episode in self._open:
-            episode.sampled = 0
         while (steps < num_timesteps) if not complete else (finished < num_episodes):
-            bids, logp, inputs = self._bid(np.stack(self._obs), explore, random_actions)
+            bids, logp, inputs = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions)
             for i, env in enumerate(envs):
                 episode = self._open[i]
                 for key, value in (("obs", self._obs[i]), ("bids", bids[i]), ("logp", logp[i]),
@@ -146,9 +145,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         self._open = [_OpenEpisode() for _ in envs]
         self._obs = [env.reset(seed=None if seed is None else seed + i)[0] for i, env in enumerate(envs)]
 
-    def _bid(self, obs: np.ndarray, explore: bool, random_actions: bool):
+    def _bid(self, obs: np.ndarray, clones: int, explore: bool, random_actions: bool):
         """(M, bidders) bids and log-probabilities, and (M, N, 2) bid inputs, for M states."""
-        clones = self.auction_envs[0].clones
         with torch.no_grad():
             inputs = self.module.bid_inputs(torch.as_tensor(obs))
             if random_actions:

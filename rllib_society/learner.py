@@ -63,10 +63,12 @@ class SocietyPPOLearner(PPOTorchLearner):
         losses = mean(-surrogate + per_module([c.vf_loss_coeff for c in configs]) * vf_loss_clipped
                       - entropy_coeff * entropy)
         kl = torch.zeros_like(losses)
-        if configs[0].use_kl_loss:
+        use_kl = torch.tensor([c.use_kl_loss for c in configs])
+        if use_kl.any():
             previous = TorchBeta.from_logits(stack(batch, Columns.ACTION_DIST_INPUTS))
             kl = mean(previous.kl_each(current)[..., 0])
-            losses = losses + torch.stack([self.curr_kl_coeffs_per_module[m] for m in ids]).reshape(-1) * kl
+            coeffs = torch.stack([self.curr_kl_coeffs_per_module[m] for m in ids]).reshape(-1)
+            losses = losses + torch.where(use_kl, coeffs * kl, 0.0)
         self._loss_stats = (ids, torch.stack([-mean(surrogate), mean(vf_loss_clipped), mean(vf_loss),
                                               mean(entropy), kl]).detach())
         return dict(zip(ids, losses))

@@ -9,7 +9,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_society.auction import AUCTIONS
+from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
 from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, primitive_name
 from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
@@ -17,9 +17,13 @@ from rllib_society.learner import SocietyPPOLearner
 from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 from rllib_society.society_module import SocietyMultiRLModule
 
-#: How a society samples and learns: RLlib's own multi-agent runner and PPO learner (the
-#: reference), or the society's batched runner and learner over the same modules.
-SAMPLERS = ("fast", "stock")
+#: How a society samples and learns, by ``sampler``: its env runner, learner (None: RLlib's
+#: default) and MultiRLModule class. "stock" is RLlib's own multi-agent path, the reference;
+#: "fast" the society's batched runner and learner over the same modules.
+_SAMPLERS = {
+    "fast": (SocietyEnvRunner, SocietyPPOLearner, SocietyMultiRLModule),
+    "stock": (None, None, MultiRLModule),
+}
 
 
 class SocietyPPOConfig(PPOConfig):
@@ -71,24 +75,20 @@ class SocietyPPOConfig(PPOConfig):
         self.society_config = config
         if sampler is not NotProvided:
             self.sampler = sampler
-        fast = self.sampler == "fast"
+        env_runner_cls, learner_class, multi_rl_module_class = _SAMPLERS[self.sampler]
         module_ids = [primitive_name(k) for k in range(count_primitives(config))]
         self.environment(SocietyEnv, env_config=config, normalize_actions=False, clip_actions=False)
         self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
         self.rl_module(rl_module_spec=MultiRLModuleSpec(
-            multi_rl_module_class=SocietyMultiRLModule if fast else MultiRLModule,
+            multi_rl_module_class=multi_rl_module_class,
             rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids},
         ))
         self.training(gamma=0.0, lambda_=1.0)
-        if fast:
-            self.env_runners(env_runner_cls=SocietyEnvRunner)
-            # RLlib checks every gradient tensor for NaN/inf one by one; the society's learner
-            # does the same for all tensors at once.
-            self.learners(learner_class=SocietyPPOLearner)
-            self.framework(torch_skip_nan_gradients=True)
-        else:
-            self.env_runners(env_runner_cls=None)
-            self.learners(learner_class=None)
+        self.env_runners(env_runner_cls=env_runner_cls)
+        self.learners(learner_class=learner_class)
+        # RLlib checks every gradient tensor for NaN/inf one by one; the fast learner does the
+        # same for all tensors at once.
+        self.framework(torch_skip_nan_gradients=learner_class is not None)
         return self
 
     def validate(self) -> None:
@@ -105,11 +105,11 @@ def _check(config: dict[str, Any], sampler: str) -> None:
     """Clear errors for bad society settings, before anything is built."""
     if config["auction"] not in AUCTIONS:
         raise ValueError(f"auction={config['auction']!r} is not allowed; allowed: {', '.join(AUCTIONS)}.")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler={sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}.")
+    if sampler not in _SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not allowed; allowed: {', '.join(_SAMPLERS)}.")
     if not isinstance(config["clones"], int) or config["clones"] < 1:
         raise ValueError(f"clones={config['clones']!r} is not allowed; clones must be an integer >= 1.")
     if not 0.0 <= config["dropout"] < 1.0:
         raise ValueError(f"dropout={config['dropout']!r} is not allowed; dropout must be in [0, 1).")
-    if config["dropout_unit"] not in ("agent", "primitive"):
-        raise ValueError(f"dropout_unit={config['dropout_unit']!r} is not allowed; allowed: agent, primitive.")
+    if config["dropout_unit"] not in DROPOUT_UNITS:
+        raise ValueError(f"dropout_unit={config['dropout_unit']!r} is not allowed; allowed: {', '.join(DROPOUT_UNITS)}.")
