@@ -13,6 +13,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society.bidder import TorchBeta
 from rllib_society.q_values import optimal_q_values
+from rllib_society.society_module import bid_inputs
 from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv, make_base_env, primitive_name
 
 #: Safety cap for envs without a time limit.
@@ -22,14 +23,9 @@ MAX_EVAL_STEPS = 1000
 def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
     """(B, N) mean bid of each of the N primitives for a batch of B observations, from the
     society's modules ``{"p0": module, ...}`` in primitive order."""
-    observations = torch.as_tensor(observations, dtype=torch.float32)
     with torch.no_grad():
-        bids = [
-            TorchBeta.from_logits(m.forward_inference({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS])
-            .to_deterministic().loc[..., 0]
-            for m in modules.values()
-        ]
-        return torch.stack(bids, dim=-1).numpy()
+        inputs = bid_inputs(list(modules.values()), torch.as_tensor(observations, dtype=torch.float32))
+        return TorchBeta.from_logits(inputs).to_deterministic().loc[..., 0].numpy()
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:

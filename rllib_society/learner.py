@@ -7,17 +7,56 @@ optimizer, adaptive KL coefficient, schedules and per-module overrides.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import torch
+from torch.optim.adam import adam
 from ray.rllib.algorithms.ppo.ppo import LEARNER_RESULTS_KL_KEY, LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import LearnerConnectorPipeline
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.core import ALL_MODULES
 from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    MODULE_TRAIN_BATCH_SIZE_MEAN,
+    NUM_MODULE_STEPS_TRAINED,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
+    WEIGHTS_SEQ_NO,
+)
 
 from rllib_society.bidder import TorchBeta
 from rllib_society.chunk_connector import AuctionChunksToBatch
+
+
+class SocietyMinibatches:
+    """Epochs of minibatches of `minibatch_size` rows over a `MultiAgentBatch` whose module
+    batches all have the same rows (`AuctionChunksToBatch`): each epoch draws one permutation
+    and slices every column of every module with it at once. The last minibatch of an epoch
+    may be smaller (RLlib's iterator wraps around instead)."""
+
+    def __init__(self, batch: MultiAgentBatch, num_epochs: int, minibatch_size: int | None, shuffle: bool):
+        self.module_ids = list(batch.policy_batches)
+        first = batch.policy_batches[self.module_ids[0]]
+        self.columns = {column: torch.stack([batch.policy_batches[m][column] for m in self.module_ids])
+                        for column in first.keys()}
+        self.rows = len(first)
+        self.num_epochs, self.shuffle = num_epochs, shuffle
+        self.minibatch_size = minibatch_size or self.rows
+
+    def __iter__(self):
+        for _ in range(self.num_epochs):
+            order = torch.randperm(self.rows) if self.shuffle else torch.arange(self.rows)
+            for start in range(0, self.rows, self.minibatch_size):
+                rows = order[start:start + self.minibatch_size]
+                sliced = {column: values[:, rows] for column, values in self.columns.items()}
+                yield MultiAgentBatch(
+                    {m: SampleBatch({column: values[k] for column, values in sliced.items()})
+                     for k, m in enumerate(self.module_ids)},
+                    env_steps=len(rows),
+                )
 
 
 class SocietyPPOLearner(PPOTorchLearner):
@@ -38,6 +77,35 @@ class SocietyPPOLearner(PPOTorchLearner):
             for module_id, module in self.module._rl_modules.items()
         }
         self._loss_stats = None
+        self._steps_trained, self._minibatches = {}, 0
+
+    @override(PPOTorchLearner)
+    def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches=0, num_epochs=1,
+                                      minibatch_size=None, shuffle_batch_per_epoch=False, **kwargs):
+        """PPO's epochs of minibatches over the society's batch, which RLlib's
+        `MiniBatchCyclicIterator` slices module by module (most of an update's time for 32
+        primitives): every module's batch has the same rows, so `SocietyMinibatches` slices
+        all modules with one permutation per epoch."""
+        if training_data.episodes is None:
+            return super()._create_iterator_if_necessary(
+                training_data=training_data, num_total_minibatches=num_total_minibatches,
+                num_epochs=num_epochs, minibatch_size=minibatch_size,
+                shuffle_batch_per_epoch=shuffle_batch_per_epoch, **kwargs)
+        batch = self._make_batch_if_necessary(training_data=training_data)
+        for module_id in list(batch.policy_batches):
+            if not self.should_module_be_updated(module_id, batch):
+                del batch.policy_batches[module_id]
+        if not batch.policy_batches:
+            return []
+        return SocietyMinibatches(batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1)
+
+    @override(PPOTorchLearner)
+    def _log_steps_trained_metrics(self, batch) -> None:
+        """RLlib logs six step counters per module and minibatch; they are summed here and
+        logged once per update (`after_gradient_based_update`), with the same totals."""
+        for module_id, module_batch in batch.policy_batches.items():
+            self._steps_trained[module_id] = self._steps_trained.get(module_id, 0) + len(module_batch)
+        self._minibatches += 1
 
     @override(PPOTorchLearner)
     def compute_losses(self, *, fwd_out, batch, **kwargs) -> dict[str, torch.Tensor]:
@@ -84,6 +152,18 @@ class SocietyPPOLearner(PPOTorchLearner):
             for k, module_id in enumerate(ids):
                 self.metrics.log_dict(dict(zip(keys, stats[:, k].tolist())), key=module_id, window=1)
             self._loss_stats = None
+        if self._steps_trained:
+            total = sum(self._steps_trained.values())
+            for module_id, steps in self._steps_trained.items():
+                self.metrics.log_value((module_id, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
+                self.metrics.log_value((module_id, MODULE_TRAIN_BATCH_SIZE_MEAN), steps / self._minibatches, reduce="mean")
+                self.metrics.log_value((module_id, NUM_MODULE_STEPS_TRAINED), steps, reduce="sum")
+                self.metrics.log_value((module_id, NUM_MODULE_STEPS_TRAINED_LIFETIME), steps,
+                                       reduce="lifetime_sum", with_throughput=True)
+            self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED), total, reduce="sum", with_throughput=True)
+            self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME), total,
+                                   reduce="lifetime_sum", with_throughput=True)
+            self._steps_trained, self._minibatches = {}, 0
         super().after_gradient_based_update(timesteps=timesteps)
 
     @override(PPOTorchLearner)
@@ -92,6 +172,25 @@ class SocietyPPOLearner(PPOTorchLearner):
         params = self.get_parameters(self._module[module_id])
         self.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, fused=True),
                                 params=params, lr_or_lr_schedule=config.lr)
+
+    @override(PPOTorchLearner)
+    def apply_gradients(self, gradients_dict) -> None:
+        """Every module's Adam step, as one fused call for all modules with the same Adam
+        settings (one optimizer step per module costs more than a 32-primitive update). Each
+        module keeps its own optimizer and state: checkpoints, learning-rate schedules and their
+        metrics stay RLlib's. Non-finite gradients were zeroed in `postprocess_gradients`."""
+        for ref, grad in gradients_dict.items():
+            self._params[ref].grad = grad
+        calls = defaultdict(lambda: ([], [], [], [], [], []))  # adam()'s lists, by its settings
+        for module_id in self.module.keys():
+            optimizer = self.get_optimizer(module_id)
+            for group in optimizer.param_groups:
+                settings = (float(group["lr"]), *group["betas"], group["eps"], group["weight_decay"], group["maximize"])
+                optimizer._init_group(group, *calls[settings])  # torch's own lazy state set-up
+        for (lr, beta1, beta2, eps, weight_decay, maximize), lists in calls.items():
+            if lists[0]:
+                adam(*lists, fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
+                     weight_decay=weight_decay, eps=eps, maximize=maximize)
 
     @staticmethod
     @override(PPOTorchLearner)

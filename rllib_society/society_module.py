@@ -16,7 +16,6 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.utils.annotations import override
 
-from rllib_society.bidder import TorchBeta
 
 
 def _stacked(mlps: list[torch.nn.Sequential], x: torch.Tensor) -> torch.Tensor:
@@ -51,14 +50,7 @@ class SocietyMultiRLModule(MultiRLModule):
 
     def bid_inputs(self, observations: torch.Tensor) -> torch.Tensor:
         """(B, N, 2) bid-distribution inputs (`TorchBeta` logits) of every primitive."""
-        if self._parts is None:
-            return torch.stack([self._rl_modules[m]._forward({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS]
-                                for m in self.module_ids], dim=1)
-        return _stacked(self._parts["pi"], _stacked(self._parts["actor"], observations)).transpose(0, 1)
-
-    def mean_bids(self, observations: torch.Tensor) -> torch.Tensor:
-        """(B, N): each primitive's mean bid, the greedy bid (spec section 3)."""
-        return TorchBeta.from_logits(self.bid_inputs(observations)).to_deterministic().loc[..., 0]
+        return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations, self._parts)
 
     def values(self, observations: torch.Tensor) -> torch.Tensor:
         """(N, B): each primitive's value of each state (full modules, the learner's)."""
@@ -92,6 +84,16 @@ class SocietyMultiRLModule(MultiRLModule):
 
     def _critic_hidden(self, observations: torch.Tensor) -> torch.Tensor:
         return _stacked(self._parts["critic"] or self._parts["actor"], observations)
+
+
+def bid_inputs(modules: list, observations: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+    """(B, N, 2) bid-distribution inputs of N primitives' RLlib modules: stacked when they are
+    plain MLPs (`parts`, else found here), else one module after the other. Calls the modules'
+    networks directly: RLlib's forward methods walk every submodule to switch train/eval mode."""
+    parts = parts or _stackable_parts(modules)
+    if parts is None:
+        return torch.stack([m._forward({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS] for m in modules], dim=1)
+    return _stacked(parts["pi"], _stacked(parts["actor"], observations)).transpose(0, 1)
 
 
 def _primitive_order(module_id: str):

@@ -189,3 +189,22 @@ def test_frozen_primitives_stay_and_per_module_overrides_apply(ray_session):
         assert "policy_loss" in result["learners"]["p0"] and "policy_loss" not in result["learners"].get("p1", {})
     finally:
         algo.stop()
+
+
+def test_the_fused_adam_call_steps_each_module_as_its_own_optimizer_would(algo):
+    import copy
+
+    learner = algo.learner_group._learner
+    module_ids = list(learner.module.keys())
+    twins = {m: copy.deepcopy((learner.module[m], learner.get_optimizer(m))) for m in module_ids}
+    for step in range(2):  # the first step sets Adam's state up, the second uses it
+        torch.manual_seed(step)
+        grads = {learner.get_param_ref(p): torch.randn_like(p) for m in module_ids for p in learner.module[m].parameters()}
+        learner.apply_gradients(grads)
+        for m, (twin, optimizer) in twins.items():
+            for own, mirror in zip(learner.module[m].parameters(), twin.parameters()):
+                mirror.grad = grads[learner.get_param_ref(own)].clone()
+            optimizer.step()
+    for m, (twin, _) in twins.items():
+        for own, mirror in zip(learner.module[m].parameters(), twin.parameters()):
+            torch.testing.assert_close(own, mirror)
