@@ -174,6 +174,18 @@ class SocietyPPOLearner(PPOTorchLearner):
                                 params=params, lr_or_lr_schedule=config.lr)
 
     @override(PPOTorchLearner)
+    def compute_gradients(self, loss_per_module, **kwargs):
+        """RLlib's: the summed loss's gradients, each parameter's grad reset first (in one
+        loop, where RLlib calls every module's optimizer's `zero_grad`)."""
+        for param in self._params.values():
+            param.grad = None
+        total = sum(loss_per_module.values())
+        if not torch.is_tensor(total) or total.grad_fn is None:  # nothing to train
+            return {}
+        total.backward()
+        return {ref: param.grad for ref, param in self._params.items()}
+
+    @override(PPOTorchLearner)
     def apply_gradients(self, gradients_dict) -> None:
         """Every module's Adam step, as one fused call for all modules with the same Adam
         settings (one optimizer step per module costs more than a 32-primitive update). Each
