@@ -65,10 +65,6 @@ class SocietyEnv(MultiAgentEnv):
         self.observation_spaces = {agent: observation_space for agent in self.possible_agents}
         self.action_spaces = {agent: BID_SPACE for agent in self.possible_agents}
 
-    @property
-    def num_primitives(self) -> int:
-        return self.auction_env.num_primitives
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         observation, _ = self.auction_env.reset(seed=seed, options=options)
         self._bidders = np.flatnonzero(self.auction_env.active)

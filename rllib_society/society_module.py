@@ -57,7 +57,8 @@ class SocietyMultiRLModule(MultiRLModule):
         if self._parts is None or self._parts["vf"] is None:
             return torch.stack([self._rl_modules[m].compute_values({Columns.OBS: observations})
                                 for m in self.module_ids])
-        return _stacked(self._parts["vf"], self._critic_hidden(observations))[..., 0]
+        hidden = _stacked(self._parts["critic"] or self._parts["actor"], observations)
+        return _stacked(self._parts["vf"], hidden)[..., 0]
 
     @override(MultiRLModule)
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
@@ -81,9 +82,6 @@ class SocietyMultiRLModule(MultiRLModule):
         out = module.forward_train(batch)
         out[Columns.VF_PREDS] = module.compute_values(batch, embeddings=out.get(Columns.EMBEDDINGS))
         return out
-
-    def _critic_hidden(self, observations: torch.Tensor) -> torch.Tensor:
-        return _stacked(self._parts["critic"] or self._parts["actor"], observations)
 
 
 def bid_inputs(modules: list, observations: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
