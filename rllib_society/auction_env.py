@@ -40,6 +40,16 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
 }
 
 
+def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
+    """(T, bidders) utilities of T consecutive auction records of one episode
+    (`episode_utilities`): exact for every record but the last, whose lookahead is taken as 0,
+    which is exact only when it ended the episode."""
+    return episode_utilities(
+        np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
+        np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
+    )
+
+
 def primitive_name(primitive: int) -> str:
     """The name of primitive k in metrics and plots: ``p{k}``."""
     return f"p{primitive}"

@@ -31,8 +31,7 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_SAMPLED_LIFETIME,
 )
 
-from rllib_society.auction import episode_utilities
-from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name
+from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
 from rllib_society.bidder import TorchBeta
 
 
@@ -160,12 +159,7 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         """The episode's unreported rows whose utilities are known: all of them if it is done,
         else all but the last, which stays open for the next chunk."""
         rows, records = episode.rows, episode.rows["records"]
-        utilities = np.zeros((0, env.num_bidders))
-        if records:
-            utilities = episode_utilities(
-                np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
-                np.array([r["discount"] for r in records]), env.config["auction"], np.stack([r["active"] for r in records]),
-            )
+        utilities = record_utilities(records, env.config["auction"]) if records else np.zeros((0, env.num_bidders))
         ready = len(records) if done else max(len(records) - 1, 0)
         columns = {key: np.asarray(rows[key][:ready], dtype=np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
         chunk = AuctionChunk(

@@ -22,8 +22,7 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from rllib_society.auction import episode_utilities
-from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name
+from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
 
 #: One bidder's action: a bid in [0, 1].
 BID_SPACE = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
@@ -85,14 +84,7 @@ class SocietyEnv(MultiAgentEnv):
 
         # Utilities of the previous auction (its lookahead is this one) and, if the episode
         # ends here, of this one (lookahead 0).
-        rows = [r for r in (self._previous, record) if r is not None]
-        utilities = episode_utilities(
-            np.stack([r["bids"] for r in rows]),
-            np.array([r["reward"] for r in rows]),
-            np.array([r["discount"] for r in rows]),
-            self.auction,
-            np.stack([r["active"] for r in rows]),
-        )
+        utilities = record_utilities([r for r in (self._previous, record) if r is not None], self.auction)
         receivers = []  # (ids, their utilities or None): who gets this step's observation
         if self._previous is not None or not record["last"]:
             # The other parity: paid for the previous auction (none at step 0), bids next.
