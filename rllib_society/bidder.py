@@ -39,7 +39,7 @@ class TorchBeta(TorchDistribution):
 
     @override(TorchDistribution)
     def _get_torch_distribution(self, alpha, beta) -> torch.distributions.Distribution:
-        return torch.distributions.Beta(alpha, beta)
+        return torch.distributions.Beta(alpha, beta, validate_args=False)  # from_logits keeps both > 0
 
     @override(TorchDistribution)
     def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -6,6 +6,10 @@ episodes (Mental Rotation). Both report under the same ``society/...`` keys."""
 
 from __future__ import annotations
 
+import warnings
+from collections import deque
+
+import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
@@ -25,13 +29,21 @@ SOCIETY = "society"
 ENV_STEPS_LIFETIME = "env_steps_lifetime"
 #: Episodes over which env-runner metrics are averaged (RLlib's default smoothing window).
 SMOOTHING_EPISODES = 100
+#: The episode summary's entries logged per episode (under these names) and per primitive.
+EPISODE_METRICS = {"env_return": "env_return", "env_steps": "env_steps_per_episode"}
+PER_PRIMITIVE = ("win_freq", "mean_bid", "utility")
 
 
 class SocietyMetricsCallback(RLlibCallback):
-    """Episode metrics on the env runners; greedy evaluation on the algorithm."""
+    """Episode metrics on the env runners; greedy evaluation on the algorithm.
+
+    Per-primitive episode metrics are the mean over the runner's last `SMOOTHING_EPISODES`
+    episodes, kept here and logged once per `sample()` (3 x N values per episode through the
+    MetricsLogger cost a tenth of a 32-primitive iteration)."""
 
     def __init__(self):
         super().__init__()
+        self._per_primitive = deque(maxlen=SMOOTHING_EPISODES)  # (3, N) per finished episode
         # Built once per society config, not every iteration.
         self._eval_config = None
         self._eval_env = None
@@ -41,19 +53,23 @@ class SocietyMetricsCallback(RLlibCallback):
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         summary = _episode_summary(episode)
-        log = lambda key, value: metrics_logger.log_value(  # noqa: E731
-            (SOCIETY, *key), float(value), reduce="mean", window=SMOOTHING_EPISODES
-        )
-        log(("env_return",), summary["env_return"])
-        log(("env_steps_per_episode",), summary["env_steps"])
+        for key, name in EPISODE_METRICS.items():
+            metrics_logger.log_value((SOCIETY, name), float(summary[key]), reduce="mean", window=SMOOTHING_EPISODES)
         _log_env_steps(metrics_logger, summary["env_steps"])
-        for k, (wins, bid, utility) in enumerate(
-            zip(summary["win_freq"], summary["mean_bid"], summary["utility"])
-        ):
-            log(("win_freq", primitive_name(k)), wins)
-            log(("utility", primitive_name(k)), utility)
-            if bid == bid:  # NaN when all of the primitive's clones sat out
-                log(("mean_bid", primitive_name(k)), bid)
+        self._per_primitive.append(np.array([summary[key] for key in PER_PRIMITIVE], dtype=float))
+
+    @override(RLlibCallback)
+    def on_sample_end(self, *, metrics_logger=None, **kwargs) -> None:
+        if not self._per_primitive:
+            return
+        with warnings.catch_warnings():  # a primitive whose clones always sat out bids NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(np.stack(self._per_primitive), axis=0)
+        for key, values in zip(PER_PRIMITIVE, means):
+            for k, value in enumerate(values):
+                if value == value:
+                    metrics_logger.log_value((SOCIETY, key, primitive_name(k)), float(value),
+                                             reduce="mean", window=1)
 
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:

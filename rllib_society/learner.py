@@ -29,6 +29,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_society.bidder import TorchBeta
 from rllib_society.chunk_connector import AuctionChunksToBatch
+from rllib_society.society_module import slices_of
 
 
 class SocietyMinibatches:
@@ -40,8 +41,13 @@ class SocietyMinibatches:
     def __init__(self, batch: MultiAgentBatch, num_epochs: int, minibatch_size: int | None, shuffle: bool):
         self.module_ids = list(batch.policy_batches)
         first = batch.policy_batches[self.module_ids[0]]
-        self.columns = {column: torch.stack([batch.policy_batches[m][column] for m in self.module_ids])
-                        for column in first.keys()}
+        self.columns, self.shared = {}, {}  # (modules, rows, ...) columns; columns all modules share
+        for column, values in first.items():
+            per_module = [batch.policy_batches[m][column] for m in self.module_ids]
+            if all(v is values for v in per_module):
+                self.shared[column] = values
+            else:
+                self.columns[column] = torch.stack(per_module)
         self.rows = len(first)
         self.num_epochs, self.shuffle = num_epochs, shuffle
         self.minibatch_size = minibatch_size or self.rows
@@ -52,8 +58,9 @@ class SocietyMinibatches:
             for start in range(0, self.rows, self.minibatch_size):
                 rows = order[start:start + self.minibatch_size]
                 sliced = {column: values[:, rows] for column, values in self.columns.items()}
+                shared = {column: values[rows] for column, values in self.shared.items()}
                 yield MultiAgentBatch(
-                    {m: SampleBatch({column: values[k] for column, values in sliced.items()})
+                    {m: SampleBatch({**shared, **{column: values[k] for column, values in sliced.items()}})
                      for k, m in enumerate(self.module_ids)},
                     env_steps=len(rows),
                 )
@@ -78,6 +85,10 @@ class SocietyPPOLearner(PPOTorchLearner):
         }
         self._loss_stats = None
         self._steps_trained, self._minibatches = {}, 0
+        self._trained: list[int] = []  # indices of the modules the last backward pass trained
+        self._stacked_gradients = None  # (gradients, their values, parameter stacks) of the last pass
+        self._adam_stacks: dict[int, tuple[torch.Tensor, ...]] = {}  # stacked Adam state (_ADAM_STATE)
+        self._step_counters: list[torch.Tensor] = []
 
     @override(PPOTorchLearner)
     def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches=0, num_epochs=1,
@@ -113,7 +124,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         modules at once; each module's loss is its own masked mean."""
         ids = list(fwd_out)
         configs = [self.config.get_config_for_module(m) for m in ids]
-        stack = lambda source, key: torch.stack([source[m][key] for m in ids])  # noqa: E731
+        stack = lambda source, key: _stacked_column([source[m][key] for m in ids])  # noqa: E731
         per_module = lambda values: torch.tensor(values, dtype=torch.float32).unsqueeze(1)  # noqa: E731
         mask = stack(batch, Columns.LOSS_MASK).float()
         mean = lambda x: (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # noqa: E731
@@ -176,33 +187,128 @@ class SocietyPPOLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def compute_gradients(self, loss_per_module, **kwargs):
         """RLlib's: the summed loss's gradients, each parameter's grad reset first (in one
-        loop, where RLlib calls every module's optimizer's `zero_grad`)."""
+        loop, where RLlib calls every module's optimizer's `zero_grad`); the stacked forward's
+        gradients are handed to each module's parameters."""
         for param in self._params.values():
             param.grad = None
+        self.module.zero_grads()
+        self._stacked_gradients = None
+        self._trained = [k for k, m in enumerate(self.module.module_ids) if m in loss_per_module]
         total = sum(loss_per_module.values())
         if not torch.is_tensor(total) or total.grad_fn is None:  # nothing to train
             return {}
         total.backward()
-        return {ref: param.grad for ref, param in self._params.items()}
+        self.module.scatter_grads(loss_per_module)
+        gradients = {ref: param.grad for ref, param in self._params.items()}
+        stacks = self.module.parameter_stacks()
+        stacked = stacks and all(stack.grad is not None for stack, _ in stacks) and all(
+            slices_of(stack.grad, [gradients.get(params[k]) for k in self._trained], self._trained)
+            for stack, params in stacks)
+        self._stacked_gradients = (gradients, list(gradients.values()), stacks) if stacked else None
+        return gradients
+
+    def _gradient_stacks(self, gradients_dict, every_module: bool = False) -> list | None:
+        """The module's ``(stack, parameters)`` pairs (`TiedMLPs`) when the gradients to apply
+        are still those `compute_gradients` made, the trained modules' rows of the stacked
+        gradients (and, with `every_module`, every module trains): then clipping and Adam run
+        on these few (modules, ...) tensors. Else None: CNN bidders, or gradients replaced."""
+        if self._stacked_gradients is None or (every_module and len(self._trained) != len(self.module.module_ids)):
+            return None
+        made, values, stacks = self._stacked_gradients
+        if gradients_dict is not made or any(a is not b for a, b in zip(gradients_dict.values(), values)):
+            return None
+        return stacks
+
+    @override(PPOTorchLearner)
+    def postprocess_gradients(self, gradients_dict):
+        """Zeroes non-finite gradient entries (RLlib's default, which `SocietyPPOConfig` moves
+        here) and clips each module's gradients by their global norm (RLlib's
+        ``grad_clip_by: global_norm`` per module), batched: on the stacked gradients when the
+        stacked forward trained the modules, else on every parameter's gradient."""
+        stacks = self._gradient_stacks(gradients_dict)
+        if stacks is not None:  # rows: every module, untrained rows are zero
+            grads = [stack.grad for stack, _ in stacks]
+            index = [torch.arange(len(self.module.module_ids))] * len(grads)
+            ids = self.module.module_ids
+        else:
+            groups = [(m, refs) for m, refs in self._module_params.items()
+                      if all(gradients_dict.get(ref) is not None for ref in refs)]  # frozen modules have none
+            grads = [gradients_dict[ref].unsqueeze(0) for _, refs in groups for ref in refs]
+            index = [torch.tensor([j]) for j, (_, refs) in enumerate(groups) for _ in refs]
+            ids = [m for m, _ in groups]
+        if not grads:
+            return gradients_dict
+        squares = lambda: torch.zeros(len(ids)).index_add_(  # noqa: E731
+            0, torch.cat(index), torch.cat([g.flatten(1).pow(2).sum(1) for g in grads]))
+        norms = squares()
+        if not torch.isfinite(norms).all():
+            for grad in grads:
+                grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            norms = squares()
+        clips = [self.config.get_config_for_module(m).grad_clip for m in ids]
+        if any(clips):
+            limit = torch.tensor([c or float("inf") for c in clips])
+            scale = (limit / (norms.sqrt() + 1e-6)).clamp(max=1.0)
+            if (scale < 1.0).any():
+                for grad, rows in zip(grads, index):
+                    grad.mul_(scale[rows].view(-1, *[1] * (grad.dim() - 1)))
+        return gradients_dict
 
     @override(PPOTorchLearner)
     def apply_gradients(self, gradients_dict) -> None:
-        """Every module's Adam step, as one fused call for all modules with the same Adam
-        settings (one optimizer step per module costs more than a 32-primitive update). Each
-        module keeps its own optimizer and state: checkpoints, learning-rate schedules and their
-        metrics stay RLlib's. Non-finite gradients were zeroed in `postprocess_gradients`."""
+        """Every module's Adam step, batched: one fused call over the stacked weights when
+        every module trains with the same Adam settings and step count, else one fused call
+        per group of modules with the same settings (one optimizer step per module costs more
+        than a 32-primitive update). Each module keeps its own optimizer and state (the stacked
+        Adam state is a stack of which each module's state tensors are slices): checkpoints,
+        learning-rate schedules and their metrics stay RLlib's. Non-finite gradients were
+        zeroed in `postprocess_gradients`."""
         for ref, grad in gradients_dict.items():
             self._params[ref].grad = grad
+        optimizers = [self.get_optimizer(m) for m in self.module.module_ids]
         calls = defaultdict(lambda: ([], [], [], [], [], []))  # adam()'s lists, by its settings
-        for module_id in self.module.keys():
-            optimizer = self.get_optimizer(module_id)
-            for group in optimizer.param_groups:
-                settings = (float(group["lr"]), *group["betas"], group["eps"], group["weight_decay"], group["maximize"])
-                optimizer._init_group(group, *calls[settings])  # torch's own lazy state set-up
-        for (lr, beta1, beta2, eps, weight_decay, maximize), lists in calls.items():
-            if lists[0]:
-                adam(*lists, fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
-                     weight_decay=weight_decay, eps=eps, maximize=maximize)
+        stacks = self._gradient_stacks(gradients_dict, every_module=True)
+        if stacks is None or not self._stacked_adam_lists(stacks, optimizers, calls):
+            calls.clear()
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    optimizer._init_group(group, *calls[_adam_settings(group)])  # torch's own lazy state set-up
+        with torch.no_grad():
+            for (lr, beta1, beta2, eps, weight_decay, maximize), lists in calls.items():
+                if lists[0]:
+                    adam(*lists, fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
+                         weight_decay=weight_decay, eps=eps, maximize=maximize)
+            for steps in self._step_counters:
+                steps.add_(1.0)
+        self._step_counters = []
+
+    def _stacked_adam_lists(self, stacks, optimizers, calls) -> bool:
+        """Fills `calls` with one Adam call over the stacked weights, gradients and Adam state
+        (each parameter's state tensors become slices of stacks, `_stack_state`), and keeps
+        the stacked step counters for `apply_gradients` to advance. False (nothing filled)
+        unless every module has one param group, the same settings and the same step count
+        (a module restored or added alone runs the per-module path)."""
+        groups = [optimizer.param_groups for optimizer in optimizers]
+        if any(len(g) != 1 for g in groups) or len({_adam_settings(g[0]) for g in groups}) != 1:
+            return False
+        states = [[optimizers[k].state.get(p) for k, p in enumerate(params)] for _, params in stacks]
+        if not all(state for row in states for state in row):
+            return False  # before the first step: torch sets the state up
+        for j, row in enumerate(states):
+            tied = self._adam_stacks.get(j)
+            if tied is None or not all(slices_of(t, [s[key] for s in row]) for t, key in zip(tied, _ADAM_STATE)):
+                self._adam_stacks[j] = tuple(_stack_state(row, key) for key in _ADAM_STATE)
+        tied = [self._adam_stacks[j] for j in range(len(stacks))]
+        steps = torch.cat([step for *_, step in tied])
+        if not bool((steps == steps[0]).all()):
+            return False
+        lists = calls[_adam_settings(groups[0][0])]
+        for (stack, _), (exp_avg, exp_avg_sq, step) in zip(stacks, tied):
+            for values, value in zip(lists, (stack, stack.grad, exp_avg, exp_avg_sq, None, step[0].clone())):
+                if value is not None:  # no max_exp_avg_sqs without amsgrad
+                    values.append(value)
+        self._step_counters = [step for *_, step in tied]  # advanced by apply_gradients
+        return True
 
     @staticmethod
     @override(PPOTorchLearner)
@@ -211,28 +317,29 @@ class SocietyPPOLearner(PPOTorchLearner):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
 
-    @override(PPOTorchLearner)
-    def postprocess_gradients(self, gradients_dict):
-        """Zeroes non-finite gradient entries (RLlib's default, which `SocietyPPOConfig` moves
-        here) and clips each module's gradients by their global norm (RLlib's
-        ``grad_clip_by: global_norm`` per module), batched over every tensor of every module."""
-        groups = [(m, refs) for m, refs in self._module_params.items()
-                  if all(gradients_dict.get(ref) is not None for ref in refs)]  # frozen modules have none
-        grads = [gradients_dict[ref] for _, refs in groups for ref in refs]
-        if not grads:
-            return gradients_dict
-        norms = torch.stack(torch._foreach_norm(grads))
-        if not torch.isfinite(norms).all():
-            for grad, norm in zip(grads, norms):
-                if not torch.isfinite(norm):
-                    grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-            norms = torch.stack(torch._foreach_norm(grads))
-        clips = [self.config.get_config_for_module(m).grad_clip for m, _ in groups]
-        if any(clips):
-            sizes = [len(refs) for _, refs in groups]
-            module_norms = torch.stack([n.pow(2).sum().sqrt() for n in norms.split(sizes)])
-            limit = torch.tensor([c or float("inf") for c in clips])
-            scale = (limit / (module_norms + 1e-6)).clamp(max=1.0)
-            if (scale < 1.0).any():
-                torch._foreach_mul_(grads, scale.repeat_interleave(torch.tensor(sizes)).tolist())
-        return gradients_dict
+
+#: Adam's per-parameter state, in `adam()`'s argument order.
+_ADAM_STATE = ("exp_avg", "exp_avg_sq", "step")
+
+
+def _stacked_column(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The (modules, rows, ...) stack of one column of every module's batch: the tensor they
+    are slices of, when they are (`SocietyMinibatches`, the stacked forward), else a new stack."""
+    base = tensors[0]._base
+    if (base is not None and base.shape == (len(tensors), *tensors[0].shape)
+            and base.stride()[1:] == tensors[0].stride() and slices_of(base, tensors)):
+        return base
+    return torch.stack(tensors)
+
+
+def _adam_settings(group: dict) -> tuple:
+    """What one fused `adam()` call needs to be the same for all its tensors."""
+    return (float(group["lr"]), *group["betas"], group["eps"], group["weight_decay"], group["maximize"])
+
+
+def _stack_state(states: list[dict], key: str) -> torch.Tensor:
+    """Stacks ``states[k][key]`` and makes each state's entry its slice of the stack."""
+    stack = torch.stack([state[key] for state in states])
+    for k, state in enumerate(states):
+        state[key] = stack[k]
+    return stack

@@ -24,12 +24,81 @@ def _stacked(mlps: list[torch.nn.Sequential], x: torch.Tensor) -> torch.Tensor:
     through which gradients reach each MLP's own parameters."""
     for layers in zip(*mlps):
         if isinstance(layers[0], torch.nn.Linear):
-            weight = torch.stack([layer.weight for layer in layers]).transpose(1, 2)
-            bias = torch.stack([layer.bias for layer in layers]).unsqueeze(1)
-            x = torch.baddbmm(bias, x.expand(len(layers), *x.shape[-2:]), weight)
+            x = _linear(torch.stack([layer.weight for layer in layers]), torch.stack([layer.bias for layer in layers]), x)
         else:  # a parameter-free activation, the same for every primitive
             x = layers[0](x)
     return x
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """N linear layers at once: weight (N, out, in), bias (N, out), x (B, in) or (N, B, in)."""
+    return torch.baddbmm(bias.unsqueeze(1), x.expand(len(weight), *x.shape[-2:]), weight.transpose(1, 2))
+
+
+class TiedMLPs:
+    """N same-shaped MLPs whose linear layers keep their weights in one (N, ...) tensor per
+    layer, which each layer's own parameters view (as FSDP's flat parameters do): a forward pass
+    is one batched product per layer with nothing copied, and its gradient arrives stacked, for
+    `scatter_grads` to hand each parameter its slice. The layers stay ordinary modules: their
+    optimizers, `load_state_dict` and checkpoints write through to the stack. If a parameter's
+    storage is replaced (``.to()``, ``load_state_dict(assign=True)``), the next call re-ties."""
+
+    def __init__(self, mlps: list[torch.nn.Sequential]):
+        self.layers = list(zip(*mlps))
+        self._linear = {i for i, layers in enumerate(self.layers) if isinstance(layers[0], torch.nn.Linear)}
+        self._pairs: dict[int, list[tuple[torch.Tensor, list[torch.nn.Parameter]]]] = {}
+        self._pointers: dict[int, list[int]] = {}
+
+    def __call__(self, x: torch.Tensor, index: list[int] | None = None) -> torch.Tensor:
+        """The MLPs (or those at `index`) on x, (B, D) or (N, B, D); returns (N, B, out)."""
+        for i, layers in enumerate(self.layers):
+            if i in self._linear:
+                (weight, _), (bias, _) = self._tied(i)
+                if index is not None:
+                    weight, bias = weight[index], bias[index]
+                x = _linear(weight, bias, x)
+            else:
+                x = layers[0](x)
+        return x
+
+    def parameter_stacks(self) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        """``(stack, [the parameter of MLP k, ...])`` of every weight and bias, tied."""
+        return [pair for i in sorted(self._linear) for pair in self._tied(i)]
+
+    def scatter_grads(self, index: list[int]) -> None:
+        """Gives the parameters of the MLPs at `index` their slices of the stacked gradients."""
+        for pairs in self._pairs.values():
+            for stack, params in pairs:
+                if stack.grad is not None:
+                    for k in index:
+                        params[k].grad = stack.grad[k]
+
+    def zero_grads(self) -> None:
+        for pairs in self._pairs.values():
+            for stack, _ in pairs:
+                stack.grad = None
+
+    def _tied(self, i: int) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        params = [[layer._parameters[name] for layer in self.layers[i]] for name in ("weight", "bias")]
+        if self._pointers.get(i) != [p.data_ptr() for group in params for p in group]:
+            self._pairs[i] = [(_tie(group), group) for group in params]
+            self._pointers[i] = [p.data_ptr() for group in params for p in group]
+        return self._pairs[i]
+
+
+def _tie(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """A (N, ...) stack of the parameters' values, each parameter now viewing its slice."""
+    stack = torch.stack([p.detach() for p in params]).requires_grad_(params[0].requires_grad)
+    for k, param in enumerate(params):
+        param.data = stack.data[k]
+    return stack
+
+
+def slices_of(stack: torch.Tensor, tensors: list, index: list[int] | None = None) -> bool:
+    """Whether each tensors[j] lies where ``stack[index[j]]`` does (default: ``stack[j]``)."""
+    start, step = stack.data_ptr(), stack.stride(0) * stack.element_size()
+    index = range(len(tensors)) if index is None else index
+    return [t.data_ptr() if t is not None else None for t in tensors] == [start + k * step for k in index]
 
 
 class SocietyMultiRLModule(MultiRLModule):
@@ -37,28 +106,32 @@ class SocietyMultiRLModule(MultiRLModule):
     stock path's, `DefaultPPOTorchRLModule` with Beta bids), evaluated together.
 
     When every module is an MLP of RLlib's default networks, `bid_inputs`, `values` and the
-    learner's forward pass run all primitives at once with their weights stacked (one batched
-    product per layer); otherwise (CNNs) one module after the other. The sub-modules, their
-    parameters and their checkpoints are exactly RLlib's.
+    learner's forward pass run all primitives at once (`TiedMLPs`: one batched product per
+    layer); otherwise (CNNs) one module after the other. The sub-modules, their parameters and
+    their checkpoints are exactly RLlib's.
     """
 
     @override(MultiRLModule)
     def setup(self):
         super().setup()
         self.module_ids = sorted(self._rl_modules, key=_primitive_order)
-        self._parts = _stackable_parts([self._rl_modules[m] for m in self.module_ids])
+        parts = _stackable_parts([self._rl_modules[m] for m in self.module_ids])
+        self._parts = None if parts is None else {
+            name: None if mlps is None else TiedMLPs(mlps) for name, mlps in parts.items()}
 
     def bid_inputs(self, observations: torch.Tensor) -> torch.Tensor:
         """(B, N, 2) bid-distribution inputs (`TorchBeta` logits) of every primitive."""
-        return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations, self._parts)
+        if self._parts is None:
+            return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations)
+        return self._parts["pi"](self._parts["actor"](observations)).transpose(0, 1)
 
     def values(self, observations: torch.Tensor) -> torch.Tensor:
         """(N, B): each primitive's value of each state (full modules, the learner's)."""
         if self._parts is None or self._parts["vf"] is None:
             return torch.stack([self._rl_modules[m].compute_values({Columns.OBS: observations})
                                 for m in self.module_ids])
-        hidden = _stacked(self._parts["critic"] or self._parts["actor"], observations)
-        return _stacked(self._parts["vf"], hidden)[..., 0]
+        hidden = (self._parts["critic"] or self._parts["actor"])(observations)
+        return self._parts["vf"](hidden)[..., 0]
 
     @override(MultiRLModule)
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
@@ -68,14 +141,34 @@ class SocietyMultiRLModule(MultiRLModule):
         stackable = self._parts is not None and self._parts["vf"] is not None
         if not stackable or len({len(batch[m][Columns.OBS]) for m in ids}) != 1:
             return {m: self._module_forward_train(m, batch[m]) for m in ids}
-        index = [self.module_ids.index(m) for m in ids]
-        parts = {name: None if layers is None else [layers[i] for i in index] for name, layers in self._parts.items()}
-        obs = torch.stack([batch[m][Columns.OBS] for m in ids])  # (N, B, D)
-        hidden = _stacked(parts["actor"], obs)
-        logits = _stacked(parts["pi"], hidden)
-        critic = hidden if parts["critic"] is None else _stacked(parts["critic"], obs)
-        values = _stacked(parts["vf"], critic)[..., 0]
+        index = None if len(ids) == len(self.module_ids) else [self.module_ids.index(m) for m in ids]
+        obs = [batch[m][Columns.OBS] for m in ids]
+        obs = obs[0] if all(o is obs[0] for o in obs) else torch.stack(obs)  # (B, D) or (N, B, D)
+        hidden = self._parts["actor"](obs, index)
+        logits = self._parts["pi"](hidden, index)
+        critic = hidden if self._parts["critic"] is None else self._parts["critic"](obs, index)
+        values = self._parts["vf"](critic, index)[..., 0]
         return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
+
+    def scatter_grads(self, module_ids) -> None:
+        """After a backward pass through the stacked forward: each of these modules' parameters
+        gets its slice of the stacked gradients (``param.grad``, as a per-module pass gives)."""
+        if self._parts is not None:
+            index = [self.module_ids.index(m) for m in module_ids]
+            for part in self._parts.values():
+                if part is not None:
+                    part.scatter_grads(index)
+
+    def parameter_stacks(self) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        """``(stack, [module k's parameter, ...])`` of every stacked weight and bias, modules in
+        `module_ids` order (`TiedMLPs`); empty when the modules run one after the other."""
+        return [pair for part in (self._parts or {}).values() if part is not None for pair in part.parameter_stacks()]
+
+    def zero_grads(self) -> None:
+        """Resets the stacked gradients (the learner resets the parameters' own)."""
+        for part in (self._parts or {}).values():
+            if part is not None:
+                part.zero_grads()
 
     def _module_forward_train(self, module_id: str, batch: dict[str, Any]) -> dict[str, Any]:
         module = self._rl_modules[module_id]
@@ -84,11 +177,11 @@ class SocietyMultiRLModule(MultiRLModule):
         return out
 
 
-def bid_inputs(modules: list, observations: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+def bid_inputs(modules: list, observations: torch.Tensor) -> torch.Tensor:
     """(B, N, 2) bid-distribution inputs of N primitives' RLlib modules: stacked when they are
-    plain MLPs (`parts`, else found here), else one module after the other. Calls the modules'
-    networks directly: RLlib's forward methods walk every submodule to switch train/eval mode."""
-    parts = parts or _stackable_parts(modules)
+    plain MLPs, else one module after the other. Calls the modules' networks directly: RLlib's
+    forward methods walk every submodule to switch train/eval mode."""
+    parts = _stackable_parts(modules)
     if parts is None:
         return torch.stack([m._forward({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS] for m in modules], dim=1)
     return _stacked(parts["pi"], _stacked(parts["actor"], observations)).transpose(0, 1)

@@ -6,6 +6,9 @@ own samples, its gradients are clipped by their own norm, and its KL coefficient
 own KL.
 """
 
+import copy
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -68,10 +71,35 @@ def test_stacked_mlps_compute_what_each_module_computes(vf_share_layers):
         torch.testing.assert_close(stacked[m][Columns.VF_PREDS], module[m].compute_values(batch[m]))
         torch.testing.assert_close(inputs[:, k], module[m]._forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS])
         torch.testing.assert_close(values[k], module[m].compute_values({Columns.OBS: obs}))
-    # Gradients reach each module's own parameters through the stacked weights.
+    # The stacked gradients, handed to the modules' parameters, are each module's own.
+    twin = copy.deepcopy(module["p1"])
+    twin.compute_values(batch["p1"]).sum().backward()
     stacked["p1"][Columns.VF_PREDS].sum().backward()
-    assert module["p1"].vf.net.mlp[0].weight.grad.abs().sum() > 0
-    assert module["p0"].vf.net.mlp[0].weight.grad.abs().sum() == 0
+    module.scatter_grads(["p0", "p1"])
+    grad = lambda p: torch.zeros_like(p) if p.grad is None else p.grad  # noqa: E731
+    assert any(p.grad is not None for p in module["p1"].parameters())
+    for own, expected in zip(module["p1"].parameters(), twin.parameters()):
+        torch.testing.assert_close(grad(own), grad(expected))
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module["p0"].parameters())
+    assert all(p.grad is None for p in module["p2"].parameters())  # not asked for
+
+
+def test_stacked_weights_follow_the_modules_parameters():
+    """Optimizer steps and loaded weights reach the stacked forward, also when a parameter's
+    storage is replaced; a subset of modules (the others frozen) is evaluated alone."""
+    module = society({"fcnet_hiddens": [8], "vf_share_layers": False})
+    obs = torch.rand(4, 7)
+    own = lambda m: module[m].compute_values({Columns.OBS: obs})  # noqa: E731
+    module.values(obs)
+    with torch.no_grad():
+        module["p2"].vf.net.mlp[0].bias.add_(1.0)  # in place, as an optimizer step
+    torch.testing.assert_close(module.values(obs)[2], own("p2"))
+    state = {k: v + 1.0 for k, v in module["p0"].state_dict().items()}
+    module["p0"].load_state_dict(state, assign=True)  # new storage
+    torch.testing.assert_close(module.values(obs)[0], own("p0"))
+    out = module.forward_train({m: {Columns.OBS: obs} for m in ("p0", "p2")})
+    assert set(out) == {"p0", "p2"}
+    torch.testing.assert_close(out["p2"][Columns.VF_PREDS], own("p2"))
 
 
 def test_inference_only_modules_bid_stacked():
@@ -208,3 +236,35 @@ def test_the_fused_adam_call_steps_each_module_as_its_own_optimizer_would(algo):
     for m, (twin, _) in twins.items():
         for own, mirror in zip(learner.module[m].parameters(), twin.parameters()):
             torch.testing.assert_close(own, mirror)
+
+
+def test_a_stacked_update_is_each_modules_own_rllib_update(algo):
+    """Loss, backward, clip and Adam through the stacked weights, gradients and Adam state equal
+    RLlib's update of each module alone (its loss, global-norm clip and its own Adam)."""
+    import copy
+
+    learner = algo.learner_group._learner
+    module_ids = learner.module.module_ids
+    twins = {m: copy.deepcopy((learner.module[m], learner.get_optimizer(m))) for m in module_ids}
+    for step in range(3):  # Adam's state: set up by torch, then stacked
+        batch = train_batch(learner, seed=step)
+        batch["p0"][Postprocessing.ADVANTAGES] *= 1e3  # p0's gradient is clipped, the others' not
+        grads = learner.compute_gradients(learner.compute_losses(fwd_out=learner.module.forward_train(batch), batch=batch))
+        learner.apply_gradients(learner.postprocess_gradients(grads))
+        for m, (twin, optimizer) in twins.items():
+            optimizer.zero_grad()
+            config = learner.config.get_config_for_module(m)
+            alone = SimpleNamespace(module={m: twin}, metrics=learner.metrics,  # RLlib's learner of one module
+                                    curr_kl_coeffs_per_module=learner.curr_kl_coeffs_per_module,
+                                    entropy_coeff_schedulers_per_module=learner.entropy_coeff_schedulers_per_module)
+            PPOTorchLearner.compute_loss_for_module(alone, module_id=m, config=config, batch=batch[m],
+                                                   fwd_out=twin.forward_train(batch[m])).backward()
+            norm = torch.nn.utils.clip_grad_norm_(twin.parameters(), config.grad_clip)
+            assert (norm > config.grad_clip) == (m == "p0")
+            optimizer.step()
+    assert learner._adam_stacks  # the last steps ran on the stacks
+    for m, (twin, optimizer) in twins.items():
+        for own, mirror in zip(learner.module[m].parameters(), twin.parameters()):
+            torch.testing.assert_close(own, mirror)
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                torch.testing.assert_close(learner.get_optimizer(m).state[own][key], optimizer.state[mirror][key])
