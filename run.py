@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
-from rllib_society.cli import add_shared_flags, shared_overrides
-from rllib_society.config import ALGOS, load_config, load_grid
+from experiments.cli import add_shared_flags, shared_overrides
+from experiments.config import ALGOS, load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config, overrides, args.sets)
         grid = {} if args.resume else load_grid(args.config)
         if grid:
-            from rllib_society.search import expand_grid
+            from experiments.search import expand_grid
 
             expand_grid(config, grid, 1)  # validates every trial before Ray starts
     except ValueError as error:
         parser.error(str(error))
 
-    from rllib_society.reporting import progress_line, results_table
-    from rllib_society.training import train
+    from experiments.reporting import progress_line, results_table
+    from experiments.training import train
 
     config.output = str(config.output_dir())  # resolve the default (timestamped) folder once
     output = config.output_dir()
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             if config.algo == "society" else f"monolithic PPO on {config.env}")
     print(f"Training {what} "
           f"for {config.stop_timesteps:,} env steps; output: {output}", flush=True)
-    summary = train(config, resume=args.resume, on_result=lambda r: print(progress_line(r), flush=True))
+    summary = train(config, resume=args.resume,
+                    on_result=lambda r: print(progress_line(r, config.stop_timesteps), flush=True))
     print()
     print(results_table(summary))
     print(f"\nsummary: {output / 'summary.json'}")
@@ -101,7 +102,7 @@ def train_grid(config, grid: dict[str, list]) -> int:
     """A YAML with a grid (e.g. the TwoRooms primitive tasks): one Tune trial per point, side by
     side as CPUs allow, each with its own checkpoint and summary (`tune_search.py --resume
     --output DIR` continues it)."""
-    from rllib_society.search import report, search
+    from experiments.search import report, search
 
     points = ", ".join(f"{k}: {v}" for k, v in grid.items())
     print(f"Training one {config.algo} per grid point ({points}) for {config.stop_timesteps:,} env "

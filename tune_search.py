@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
-from rllib_society.cli import add_shared_flags, shared_overrides
-from rllib_society.config import load_config, load_grid
+from experiments.cli import add_shared_flags, shared_overrides
+from experiments.config import load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
 
-    from rllib_society.search import expand_grid, load_search, parse_grid, report, search
+    from experiments.search import expand_grid, load_search, parse_grid, report, search
 
     try:
         if args.resume:

@@ -34,10 +34,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from experiments.config import load_config
 
-from rllib_society.config import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = "single-agent PPO"
 SUMMARY_COLUMNS = ["primitives", "bidders", "env_runners", "envs_per_runner", "algo", "mode", "median_sps",
@@ -69,7 +68,7 @@ def train_sps(algo, seconds: float) -> float:
 
 
 def build(config, algo: str):
-    from rllib_society.algo_config import monolithic_ppo_config, society_ppo_config
+    from experiments.algo_config import monolithic_ppo_config, society_ppo_config
 
     if algo == BASELINE:
         return monolithic_ppo_config(config).build_algo()
@@ -135,7 +134,7 @@ def main(argv=None) -> int:
 
     import ray
 
-    from rllib_society.training import init_ray
+    from experiments.training import init_ray
 
     init_ray()
     rows = []

@@ -1,27 +1,50 @@
-"""rllib-society: a society of bidding primitives (Chang et al., ICML 2020) on Ray RLlib.
+"""rllib-society: a society of bidding primitives (Chang et al., ICML 2020) as an RLlib extension.
 
-The auction maths and the config import without Ray; the RLlib pieces load on first use.
+Build a society with `SocietyPPOConfig` (an RLlib ``PPOConfig``)::
+
+    from rllib_society import SocietyPPOConfig
+
+    config = SocietyPPOConfig().society(env="CartPole-v1", auction="ccv", clones=2)
+    algo = config.build_algo()
+    algo.train()
+    algo.get_module("p0")  # primitive 0's RLlib module
+
+The auction maths (`clear_auctions`, `episode_utilities`) import without Ray; the RLlib pieces load
+on first use. Nothing here imports the experiment app (``experiments``) or the paper's envs.
 """
 
 from importlib import import_module
 
-from rllib_society.auction import AUCTIONS, clear_auctions, episode_utilities
-from rllib_society.config import ExperimentConfig, load_config
+from rllib_society.auction import AUCTIONS, DROPOUT_UNITS, clear_auctions, episode_utilities
 
 _LAZY = {
     "SocietyPPOConfig": "rllib_society.ppo_config",
     "SocietyEnv": "rllib_society.society_env",
+    "policy_mapping_fn": "rllib_society.society_env",
     "AuctionEnv": "rllib_society.auction_env",
+    "BaseEnv": "rllib_society.auction_env",
+    "make_base_env": "rllib_society.auction_env",
+    "check_base_env": "rllib_society.auction_env",
+    "primitive_name": "rllib_society.auction_env",
+    "AUCTION_INFO": "rllib_society.auction_env",
+    "EPISODE_INFO": "rllib_society.auction_env",
     "SocietyMultiRLModule": "rllib_society.society_module",
+    "bid_inputs": "rllib_society.society_module",
+    "greedy_bids": "rllib_society.society_module",
     "SocietyEnvRunner": "rllib_society.env_runner",
     "AuctionChunk": "rllib_society.env_runner",
     "SocietyPPOLearner": "rllib_society.learner",
-    "build_algo_config": "rllib_society.algo_config",
-    "train": "rllib_society.training",
-    "evaluate": "rllib_society.evaluation",
+    "TorchBeta": "rllib_society.bidder",
+    "BidderCatalog": "rllib_society.bidder",
+    "load_modules": "rllib_society.checkpoints",
+    "load_policy": "rllib_society.checkpoints",
+    "latest_checkpoint": "rllib_society.checkpoints",
+    "MODULES_SUBDIR": "rllib_society.checkpoints",
+    "OptionsEnv": "rllib_society.options",
+    "OPTION_STEPS": "rllib_society.options",
 }
 
-__all__ = ["AUCTIONS", "clear_auctions", "episode_utilities", "ExperimentConfig", "load_config", *_LAZY]
+__all__ = ["AUCTIONS", "DROPOUT_UNITS", "clear_auctions", "episode_utilities", *_LAZY]
 
 
 def __getattr__(name: str):

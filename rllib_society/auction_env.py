@@ -15,7 +15,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (registers the project's gymnasium ids in every process)
 from rllib_society.auction import clear_auctions, episode_utilities
 from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
+
+from rllib_society.bidder import TorchBeta
 
 
 
@@ -185,6 +189,15 @@ def bid_inputs(modules: list, observations: torch.Tensor) -> torch.Tensor:
     if parts is None:
         return torch.stack([m._forward({Columns.OBS: observations})[Columns.ACTION_DIST_INPUTS] for m in modules], dim=1)
     return _stacked(parts["pi"], _stacked(parts["actor"], observations)).transpose(0, 1)
+
+
+def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
+    """(B, N) mean bid of each of N primitives for B observations: the greedy society's bids
+    (every bidder bids its mean, spec section 3), from modules ``{"p0": module, ...}`` in
+    primitive order, e.g. `load_modules` of a checkpoint."""
+    with torch.no_grad():
+        inputs = bid_inputs(list(modules.values()), torch.as_tensor(observations, dtype=torch.float32))
+        return TorchBeta.from_logits(inputs).to_deterministic().loc[..., 0].numpy()
 
 
 def _primitive_order(module_id: str):

@@ -98,11 +98,19 @@ def test_tune_search_runs_on_an_existing_cluster(head_node, tmp_path):
     assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
 
 
+def test_the_join_cluster_example_runs_on_an_existing_cluster(head_node):
+    address, temp_dir = head_node
+    done = script("examples/join_cluster.py", "--address", address, "--stop-iters", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "env runner 2 on 127.0.0.1" in done.stdout and "iteration 0" in done.stdout, done.stdout
+    assert worker_logs_mentioning(temp_dir, "SocietyEnvRunner")  # its runners ran on the head node
+
+
 TWO_NODES = """
 import json, ray
 from ray.cluster_utils import Cluster
-from rllib_society.algo_config import build_algo_config
-from rllib_society.config import load_config
+from experiments.algo_config import build_algo_config
+from experiments.config import load_config
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)

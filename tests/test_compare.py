@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rllib_society.compare import main
-from rllib_society.reporting import EPISODE_ENV_STEPS
+from experiments.compare import main
+from experiments.reporting import EPISODE_ENV_STEPS
 
 
 def write_run(folder, steps, values):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from rllib_society.config import CONFIG_KEYS, ExperimentConfig, load_config, parse_set
+from experiments.config import CONFIG_KEYS, ExperimentConfig, load_config, parse_set
 
 CONFIGS = ["configs/chain.yaml", "configs/bandit.yaml", "configs/duality.yaml"]
 

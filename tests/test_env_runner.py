@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ray.rllib.core.columns import Columns
 
-from rllib_society.algo_config import society_ppo_config
+from experiments.algo_config import society_ppo_config
 from rllib_society.env_runner import AuctionChunk, SocietyEnvRunner
 from rllib_society.society_env import SocietyEnv
 from test_society_env import CASES, OPTIONS, oracle
@@ -20,7 +20,7 @@ FRAGMENTS = [1, 2, 3, 7, "complete"]
 
 
 def fast(fragment, **overrides):
-    from rllib_society.config import load_config
+    from experiments.config import load_config
 
     options = overrides.pop("options_env", None)
     config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
@@ -113,7 +113,7 @@ def test_the_stock_env_pays_the_same_utilities_for_the_same_bids():
 
 
 def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
-    from rllib_society.config import load_config
+    from experiments.config import load_config
 
     config = load_config("configs/chain.yaml", {"num_env_runners": 2, "num_cpus_per_env_runner": 0.5,
                                                 "num_envs_per_env_runner": 2, "rollout_fragment_length": 5,

@@ -3,8 +3,8 @@ one), asserting what the society learned. Slow: deselect with ``-m "not learning
 
 import pytest
 
-from rllib_society.config import load_config
-from rllib_society.training import train
+from experiments.config import load_config
+from experiments.training import train
 
 pytestmark = pytest.mark.learning
 #: Env-step budget of the reduced Mental Rotation task: seed 0 picked the inverse rotation for

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ def short_run(tmp_path_factory):
 def test_progress_lines_and_results_table(short_run):
     _, stdout = short_run
     assert "iter    1 | env_steps" in stdout and "| wins p0" in stdout
+    shares = re.findall(r"\| +(\d+)% done, ETA (\S+)", stdout)  # the share of the 800-step budget
+    assert shares and shares[0][0] == "50" and shares[-1] == ("100", "0s"), shares
     assert "bid error vs Q*" in stdout and "summary:" in stdout
 
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from helpers import ROOT, read_scalars, run_script
 
-from rllib_society.config import load_config
-from rllib_society.search import RESULT_COLUMNS, expand_grid, parse_grid, trial_name
+from experiments.config import load_config
+from experiments.search import RESULT_COLUMNS, expand_grid, parse_grid, trial_name
 
 TINY = ["--stop-timesteps", "1200", "--set", "train_batch_size_per_learner=400"]
 
@@ -107,6 +107,7 @@ def test_tiny_search_writes_one_row_per_trial(tiny_search):
         assert (summary["auction"], summary["clones"], summary["seed"]) == (row.auction, row.clones, row.seed)
         assert summary["bid_error"] == pytest.approx(row.bid_error)
     assert stdout.count("finished auction=") == 4 and "| ccv | 2 | 1 | 0 |" in stdout
+    assert "[4 done / 0 running / 0 pending of 4]  best so far: auction=" in stdout, stdout
 
 
 def test_tiny_search_tensorboard_shows_every_trial(tiny_search):

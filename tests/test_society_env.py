@@ -15,9 +15,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
-from rllib_society.algo_config import society_ppo_config
+from experiments.algo_config import society_ppo_config
 from rllib_society.auction_env import AUCTION_INFO
-from rllib_society.config import load_config
+from experiments.config import load_config
 from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 
 FORWARD, LEFT, DONE = 2, 0, 6

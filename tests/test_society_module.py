@@ -20,9 +20,9 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from rllib_society.algo_config import build_algo_config
+from experiments.algo_config import build_algo_config
 from rllib_society.bidder import BidderCatalog, TorchBeta
-from rllib_society.config import load_config
+from experiments.config import load_config
 from rllib_society.society_module import SocietyMultiRLModule
 
 OBS = gym.spaces.Box(0, 1, (7,), np.float32)

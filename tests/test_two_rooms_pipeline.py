@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rllib_society.checkpoints import latest_checkpoint, load_modules
-from rllib_society.config import load_config, load_grid
+from experiments.config import load_config, load_grid
 from rllib_society.options import load_option_policy
 
 TINY = {"stop_timesteps": 256}
@@ -16,7 +16,7 @@ TINY_SETS = ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs
 
 
 def run(tmp_path, yaml: str, name: str, sets=(), **overrides):
-    from rllib_society.training import train
+    from experiments.training import train
 
     config = load_config(yaml, {**TINY, "output": str(tmp_path / name), **overrides}, [*TINY_SETS, *sets])
     return train(config)
@@ -24,7 +24,7 @@ def run(tmp_path, yaml: str, name: str, sets=(), **overrides):
 
 @pytest.fixture(scope="module")
 def primitives(ray_session, tmp_path_factory):
-    from rllib_society.search import search
+    from experiments.search import search
 
     folder = tmp_path_factory.mktemp("primitives")
     path = "configs/tworooms_primitives.yaml"
@@ -59,7 +59,7 @@ def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primiti
 def test_transfer_starts_from_the_pretrained_weights(primitives, tmp_path, ray_session):
     import torch
 
-    from rllib_society.algo_config import SocietyPPO, trial_param_space
+    from experiments.algo_config import SocietyPPO, trial_param_space
 
     options = {"options": primitives}
     run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)

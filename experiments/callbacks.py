@@ -13,10 +13,9 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from rllib_society.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
-from rllib_society.options import OPTION_STEPS
-from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, BaseEnv, primitive_name
-from rllib_society.transform_evaluation import (
+from experiments.evaluation import bid_range_q_star, evaluate, evaluation_env, evaluate_policy
+from rllib_society import AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, BaseEnv, primitive_name
+from experiments.transform_evaluation import (
     evaluate_on_test,
     policy_chooser,
     society_chooser,

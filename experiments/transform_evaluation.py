@@ -18,8 +18,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from rllib_society.evaluation import greedy_bids
-from rllib_society.auction_env import make_base_env
+from rllib_society import greedy_bids, make_base_env
 
 #: chooser(images (B, H, W)) -> (chosen primitive per image (B,), bids (B, N) or None).
 Chooser = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray | None]]
@@ -56,7 +55,7 @@ def policy_chooser(module: RLModule) -> Chooser:
 
 def checkpoint_chooser(checkpoint: str | Path, algo: str) -> Chooser:
     """The greedy chooser of a trained society (or monolithic policy) from an RLlib checkpoint."""
-    from rllib_society.checkpoints import load_modules, load_policy
+    from rllib_society import load_modules, load_policy
 
     return policy_chooser(load_policy(checkpoint)) if algo == "monolithic" else society_chooser(load_modules(checkpoint))
 

@@ -1,7 +1,7 @@
 """Training societies with Ray Tune: start or join Ray, run `SocietyPPO` trials (Tune's loggers
 write TensorBoard, CSV and JSON; its checkpoints make runs resumable), then write each trial's
 summary. `run.py` trains one society (`train`); `tune_search.py` runs a grid of them
-(`rllib_society.search`); both go through `fit`.
+(`experiments.search`); both go through `fit`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from rllib_society.config import ExperimentConfig
+from experiments.config import ExperimentConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +61,7 @@ def init_ray(address: str | None = None) -> None:
 def stop_criteria(config: ExperimentConfig) -> dict[str, float]:
     """Tune stop criteria (any one met stops a trial): the env-step budget, and the optional
     iteration cap and return target."""
-    from rllib_society.reporting import ENV_RETURN, ENV_STEPS, ITERATION
+    from experiments.reporting import ENV_RETURN, ENV_STEPS, ITERATION
 
     stop: dict[str, float] = {ENV_STEPS: config.stop_timesteps}
     if config.stop_iters is not None:
@@ -88,7 +88,7 @@ def fit(
     """
     from ray import tune
 
-    from rllib_society.algo_config import SocietyPPO
+    from experiments.algo_config import SocietyPPO
 
     experiment = config.experiment_dir()
     init_ray(config.address)
@@ -149,7 +149,7 @@ def train(
     Raises:
         RuntimeError: when the trial fails (its error is included).
     """
-    from rllib_society.algo_config import trial_param_space
+    from experiments.algo_config import trial_param_space
 
     output = prepare_output(config, resume, config.to_dict(), "config.yaml")
     started = time.time()
@@ -171,8 +171,8 @@ def write_trial_outputs(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Writes a finished trial's ``summary.json``, ``progress.csv``, ``bids.png`` (tabular envs)
     and ``test_episodes.png`` (envs with test episodes) into `folder`; returns the summary and the progress table (one row per iteration)."""
-    from rllib_society.evaluation import q_star
-    from rllib_society.reporting import (
+    from experiments.evaluation import q_star
+    from experiments.reporting import (
         build_summary, plot_bids, read_progress, steps_to_target, write_summary,
     )
 
@@ -199,9 +199,9 @@ def write_trial_outputs(
 def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Path) -> None:
     """A strip of one greedy episode of a trained society of options: each auction's winner
     and bids on the rendered state."""
-    from rllib_society.checkpoints import load_modules
-    from rllib_society.evaluation import evaluation_env, greedy_episode
-    from rllib_society.reporting import plot_episode_strip
+    from rllib_society import load_modules
+    from experiments.evaluation import evaluation_env, greedy_episode
+    from experiments.reporting import plot_episode_strip
 
     society_config = config.society_config()
     society_config["env_config"] = {**society_config["env_config"], "render_mode": "rgb_array"}
@@ -215,7 +215,7 @@ def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Pat
 def plot_checkpoint_test_episodes(config: ExperimentConfig, checkpoint: str, path: Path) -> bool:
     """For envs with held-out test episodes: a grid of the trained society's (or baseline's)
     greedy test episodes. Returns False for other envs."""
-    from rllib_society.transform_evaluation import (
+    from experiments.transform_evaluation import (
         checkpoint_chooser, evaluate_on_test, plot_test_episodes, test_env,
     )
 

@@ -11,21 +11,11 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from rllib_society.bidder import TorchBeta
-from rllib_society.q_values import optimal_q_values
-from rllib_society.society_module import bid_inputs
-from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv, make_base_env, primitive_name
+from envs.q_values import optimal_q_values
+from rllib_society import AUCTION_INFO, EPISODE_INFO, AuctionEnv, greedy_bids, make_base_env, primitive_name
 
 #: Safety cap for envs without a time limit.
 MAX_EVAL_STEPS = 1000
-
-
-def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
-    """(B, N) mean bid of each of the N primitives for a batch of B observations, from the
-    society's modules ``{"p0": module, ...}`` in primitive order."""
-    with torch.no_grad():
-        inputs = bid_inputs(list(modules.values()), torch.as_tensor(observations, dtype=torch.float32))
-        return TorchBeta.from_logits(inputs).to_deterministic().loc[..., 0].numpy()
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from rllib_society.config import ExperimentConfig, check_key, validate
-from rllib_society.reporting import BID_ERROR, ENV_RETURN, ENV_STEPS, ITERATION
+from experiments.config import ExperimentConfig, check_key, validate
+from experiments.reporting import BID_ERROR, ENV_RETURN, ENV_STEPS, ITERATION
 
 #: Saved in the output folder; `--resume` rebuilds the search from it.
 SEARCH_FILE = "search.yaml"
@@ -39,7 +39,7 @@ SUMMARY_METRICS = ["greedy_return", "greedy_success", "bid_error", "inverse_rate
 def parse_grid(items: list[str]) -> dict[str, list]:
     """Parses ``--grid key=v1,v2`` items; each value is read as YAML (``lr=1e-3,3e-4``,
     ``fcnet_hiddens=[16],[32,32]``, ``env_config.n=4,8``)."""
-    from rllib_society.config import _load_yaml
+    from experiments.config import _load_yaml
 
     grid: dict[str, list] = {}
     for item in items:
@@ -125,8 +125,8 @@ def search(
     """
     from ray import tune
 
-    from rllib_society.algo_config import SOCIETY_KEY, trial_param_space
-    from rllib_society.training import fit, prepare_output
+    from experiments.algo_config import SOCIETY_KEY, trial_param_space
+    from experiments.training import fit, prepare_output
 
     variants = expand_grid(base, grid, num_samples)
     saved = {"config": base.to_dict(), "grid": grid, "num_samples": num_samples}
@@ -169,7 +169,7 @@ def search(
 def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[str, Any]:
     """One results.csv row; trials with results also get their own summary.json, progress.csv
     and bids.png in their folder."""
-    from rllib_society.training import write_trial_outputs
+    from experiments.training import write_trial_outputs
 
     row = {**_trial_columns(config, grid_keys), "trial": Path(result.path).name, "path": result.path}
     if result.error is not None:
@@ -309,24 +309,37 @@ def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str])
     """A Tune callback that reports each trial's start, end (headline numbers) and error."""
     from ray.tune import Callback
 
-    from rllib_society.reporting import GREEDY_RETURN, flatten
+    from experiments.reporting import GREEDY_RETURN, flatten
+
+    def counts(trials, trial, now: str) -> str:
+        """``[done / running / pending of all]``, `trial` counted as `now` (Tune updates its
+        status after the callback)."""
+        status = [now if t is trial else t.status for t in trials]
+        done = sum(s in ("TERMINATED", "ERROR") for s in status)
+        return (f"[{done} done / {status.count('RUNNING')} running / {status.count('PENDING')} pending "
+                f"of {len(trials)}]")
 
     class EventCallback(Callback):
+        def __init__(self):
+            self.best: tuple[float, str] | None = None  # (greedy return, trial) of finished trials
+
         def on_trial_start(self, iteration, trials, trial, **info):
-            on_event(f"started  {name(trial)}")
+            on_event(f"started  {name(trial)}  {counts(trials, trial, 'RUNNING')}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             flat = flatten(trial.last_result or {})
+            greedy = flat.get(GREEDY_RETURN, float("nan"))
             numbers = [f"env_steps {int(flat.get(ENV_STEPS, 0)):,}",
-                       f"return {flat.get(ENV_RETURN, float('nan')):.3f}",
-                       f"greedy {flat.get(GREEDY_RETURN, float('nan')):.3f}"]
+                       f"return {flat.get(ENV_RETURN, float('nan')):.3f}", f"greedy {greedy:.3f}"]
             if BID_ERROR in flat:
                 numbers.append(f"bid_err {flat[BID_ERROR]:.3f}")
-            done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
-            on_event(f"finished {name(trial)}: {' | '.join(numbers)}  [{done}/{len(trials)} done]")
+            if greedy == greedy and (self.best is None or greedy > self.best[0]):
+                self.best = (greedy, name(trial))
+            best = f"  best so far: {self.best[1]} (greedy {self.best[0]:.3f})" if self.best else ""
+            on_event(f"finished {name(trial)}: {' | '.join(numbers)}  {counts(trials, trial, 'TERMINATED')}{best}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            on_event(f"FAILED   {name(trial)}: see {trial.path}/error.txt")
+            on_event(f"FAILED   {name(trial)}: see {trial.path}/error.txt  {counts(trials, trial, 'ERROR')}")
 
     return EventCallback()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
+from rllib_society import AUCTIONS, DROPOUT_UNITS
 
 class _YamlLoader(yaml.SafeLoader):
     """PyYAML follows YAML 1.1, where ``1e-3`` is a string; read it as a float (YAML 1.2)."""
@@ -160,7 +160,7 @@ class ExperimentConfig:
     def society_config(self) -> dict[str, Any]:
         """The `AuctionEnv` config (plain values, so a Tune grid can replace them)."""
         return {
-            "env": self.env,
+            "env": importable_env_id(self.env),
             "env_config": dict(self.env_config),
             "auction": self.auction,
             "clones": self.clones,
@@ -325,7 +325,7 @@ def validate(config: ExperimentConfig) -> None:
         require(config.option_done_action is not None, "option_done_action",
                 "the env action with which an option says done (MiniGrid: 6)")
     if config.init_checkpoint is not None:
-        from rllib_society.checkpoints import latest_checkpoint
+        from rllib_society import latest_checkpoint
 
         try:
             latest_checkpoint(config.init_checkpoint)
@@ -359,12 +359,21 @@ def _is_conv_filters(filters: list) -> bool:
     )
 
 
+def importable_env_id(env_id: str) -> str:
+    """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
+    package, which registers them, in whichever process makes the env (a remote env runner too),
+    so the library needs no import of the project's envs."""
+    import envs
+
+    return f"envs:{env_id}" if env_id in envs.ENV_IDS else env_id
+
+
 def check_env(env_id: str, env_config: dict) -> None:
     """Makes the env once to check that it exists and has a Discrete action space."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the project's ids)
-    from rllib_society.auction_env import check_base_env, make_base_env
+    import envs  # registers the project's ids in this process
+    from rllib_society import check_base_env, make_base_env
 
     try:
         env = make_base_env(env_id, env_config)

@@ -8,11 +8,9 @@ from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from rllib_society.auction_env import BaseEnv, make_base_env
-from rllib_society.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
-from rllib_society.checkpoints import MODULES_SUBDIR, latest_checkpoint
-from rllib_society.config import ExperimentConfig
-from rllib_society.ppo_config import SocietyPPOConfig
+from rllib_society import MODULES_SUBDIR, BaseEnv, latest_checkpoint, make_base_env, SocietyPPOConfig
+from experiments.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
+from experiments.config import ExperimentConfig
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:

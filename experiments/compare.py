@@ -2,7 +2,7 @@
 of any progress metric against env steps, and a table of when each run first reached a target
 and stayed there.
 
-    python -m rllib_society.compare --group society=runs/a_s0,runs/a_s1 --group flat=runs/b_s0 \\
+    python -m experiments.compare --group society=runs/a_s0,runs/a_s1 --group flat=runs/b_s0 \\
         --metric society/greedy_success --target 0.9 --output docs/curves.png
 
 Reads each run's ``progress.csv`` (as `run.py` writes it). The x axis is env steps counted in
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rllib_society.reporting import EPISODE_ENV_STEPS, steps_to_target
+from experiments.reporting import EPISODE_ENV_STEPS, steps_to_target
 
 #: Points of the common x grid the group medians are drawn on.
 GRID_POINTS = 200

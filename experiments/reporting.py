@@ -47,8 +47,9 @@ def read_progress(result_json: Path) -> pd.DataFrame:
     return progress.drop_duplicates(ITERATION, keep="last").sort_values(ITERATION).reset_index(drop=True)
 
 
-def progress_line(result: dict[str, Any]) -> str:
-    """One fixed-column line per iteration: env steps, return, greedy return, wins and bids."""
+def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
+    """One fixed-column line per iteration: env steps, return, greedy return, wins and bids;
+    with the run's env-step `budget`, the share of it done and the time left at this pace."""
     flat = flatten(result)
     wins = _per_primitive(flat, "env_runners/society/win_freq/")
     bids = _per_primitive(flat, "env_runners/society/mean_bid/")
@@ -66,7 +67,22 @@ def progress_line(result: dict[str, Any]) -> str:
     if wins:  # a society (the monolithic baseline has no auction)
         line += " | wins " + " ".join(f"{k} {v:.2f}" for k, v in wins.items())
         line += " | bids " + " ".join(f"{k} {v:.2f}" for k, v in bids.items())
-    return line + f" | {flat.get(TIME, 0.0):6.1f} s"
+    line += f" | {flat.get(TIME, 0.0):6.1f} s"
+    steps = flat.get(ENV_STEPS, 0)
+    if budget and steps:
+        left = max(budget - steps, 0) * flat.get(TIME, 0.0) / steps
+        line += f" | {min(steps / budget, 1.0):4.0%} done, ETA {_duration(left)}"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``1h02m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _per_primitive(flat: dict[str, Any], prefix: str) -> dict[str, float]:
