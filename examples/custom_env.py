@@ -10,7 +10,7 @@ clones, and truthful bids are Q*: Right 0.97 ... 1.00, Left 0.1 at cell 0.
 
 Results to expect
 -----------------
-One line per iteration (env steps, mean training return), then the greedy bids per cell. After 15
+One line per iteration (env steps, mean env return of the training episodes), then the greedy bids per cell. After 15
 iterations (6k env steps) the training return is about 0.7, and in every cell the Right primitive
 outbids the Left one (which bids about 0); Right's bids climb towards Q* from the goal backwards
 (0.96 next to it, 0.4 at the start).
@@ -61,7 +61,7 @@ if __name__ == "__main__":
     for iteration in range(args.stop_iters):
         result = algo.train()
         print(f"iteration {iteration}: {result['num_env_steps_sampled_lifetime']:,.0f} env steps, "
-              f"return {result['env_runners']['episode_return_mean']:.2f}")
+              f"env return {result['env_runners']['society']['env_return']:.2f}")
     bids = greedy_bids({m: algo.get_module(m) for m in ("p0", "p1")}, np.eye(5)[:4])
     for cell, (left, right) in enumerate(bids):
         print(f"cell {cell}: Left bids {left:.2f}, Right bids {right:.2f}")

@@ -42,6 +42,6 @@ if __name__ == "__main__":
     for iteration in range(args.stop_iters):
         result = algo.train()
         print(f"iteration {iteration}: {result['num_env_steps_sampled_lifetime']:,.0f} env steps, "
-              f"return {result['env_runners']['episode_return_mean']:.2f}")
+              f"env return {result['env_runners']['society']['env_return']:.2f}")
     algo.stop()
     ray.shutdown()

@@ -10,7 +10,7 @@ as Ray has CPUs for. TensorBoard: ``tensorboard --logdir <the printed folder>``.
 
 Results to expect
 -----------------
-One line per trial: its last mean training return (Chain's optimum is 0.8) and env steps.
+One line per trial: the mean env return of its last training episodes (Chain's optimum is 0.8) and env steps.
 """
 
 import argparse
@@ -32,7 +32,7 @@ def train_society(params: dict) -> None:
     algo = config.build_algo()
     for _ in range(params["iterations"]):
         result = algo.train()
-        tune.report({"return": result["env_runners"]["episode_return_mean"],
+        tune.report({"return": result["env_runners"]["society"]["env_return"],
                      "env_steps": result["num_env_steps_sampled_lifetime"]})
     algo.stop()
 

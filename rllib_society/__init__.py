@@ -40,6 +40,11 @@ _LAZY = {
     "load_policy": "rllib_society.checkpoints",
     "latest_checkpoint": "rllib_society.checkpoints",
     "MODULES_SUBDIR": "rllib_society.checkpoints",
+    "SocietyMetrics": "rllib_society.metrics",
+    "SOCIETY": "rllib_society.metrics",
+    "SMOOTHING_EPISODES": "rllib_society.metrics",
+    "episode_summary": "rllib_society.metrics",
+    "log_env_steps": "rllib_society.metrics",
     "OptionsEnv": "rllib_society.options",
     "OPTION_STEPS": "rllib_society.options",
 }

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -14,6 +15,7 @@ from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, 
 from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOLearner
+from rllib_society.metrics import SocietyMetrics
 from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 from rllib_society.society_module import SocietyMultiRLModule
 
@@ -89,6 +91,8 @@ class SocietyPPOConfig(PPOConfig):
         # RLlib checks every gradient tensor for NaN/inf one by one; the fast learner does the
         # same for all tensors at once.
         self.framework(torch_skip_nan_gradients=learner_class is not None)
+        if self.callbacks_class is RLlibCallback:  # RLlib's default: no callbacks of the user's
+            self.callbacks(SocietyMetrics)
         return self
 
     def validate(self) -> None:

@@ -102,7 +102,7 @@ def test_the_join_cluster_example_runs_on_an_existing_cluster(head_node):
     address, temp_dir = head_node
     done = script("examples/join_cluster.py", "--address", address, "--stop-iters", "1")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "env runner 2 on 127.0.0.1" in done.stdout and "iteration 0" in done.stdout, done.stdout
+    assert "env runner 2 on " in done.stdout and "iteration 0:" in done.stdout, done.stdout
     assert worker_logs_mentioning(temp_dir, "SocietyEnvRunner")  # its runners ran on the head node
 
 
