@@ -10,7 +10,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from rllib_society import MODULES_SUBDIR, BaseEnv, latest_checkpoint, make_base_env, SocietyPPOConfig
 from experiments.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
-from experiments.config import ExperimentConfig
+from experiments.config import ExperimentConfig, make_config
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:
@@ -106,7 +106,7 @@ def trial_param_space(config: ExperimentConfig) -> dict:
 
 def _as_algo_config(config):
     if isinstance(config, dict) and SOCIETY_KEY in config:
-        return build_algo_config(ExperimentConfig(**config[SOCIETY_KEY]))
+        return build_algo_config(make_config(config[SOCIETY_KEY]))
     return config
 
 

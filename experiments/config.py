@@ -1,20 +1,20 @@
 """Experiment configuration: defaults, YAML files, command-line overrides and validation, in one
 place and without Ray, so bad input fails before Ray starts.
 
-Precedence: dataclass defaults < YAML file < explicit flags < ``--set key=value`` (applied last).
+Precedence: the model's defaults < YAML file < explicit flags < ``--set key=value`` (applied last).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rllib_society import AUCTIONS, DROPOUT_UNITS
 
@@ -49,55 +49,60 @@ BATCH_MODES = ("truncate_episodes", "complete_episodes")
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
 
-@dataclass
-class ExperimentConfig:
+class ExperimentConfig(BaseModel):
     """Everything one training run needs. Names follow RLlib for RLlib concepts and the paper
-    for society concepts; the YAML keys, ``--set`` keys and flags use the same names."""
+    for society concepts; the YAML keys, ``--set`` keys and flags use the same names. A pydantic
+    model: unknown keys, wrong types and out-of-range values are refused on construction and on
+    assignment (`load_config` words the errors); `validate` adds the checks that touch files and
+    make the env."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True,
+                              use_attribute_docstrings=True)
 
     # Environment
     env: str = "Chain-v0"
     """gymnasium id of the wrapped env (Discrete actions), or ``module:EnvId``."""
-    env_config: dict = field(default_factory=dict)
+    env_config: dict = Field(default_factory=dict)
     """Constructor arguments of the env (``--set env_config.<name>=<value>``)."""
 
     # What trains
-    algo: str = "society"
+    algo: Literal[ALGOS] = "society"
     """"society" (bidders in an auction) or "monolithic" (one PPO policy whose actions are the
     primitives: the paper's baseline; the society keys below are then unused)."""
 
-    sampler: str = "fast"
+    sampler: Literal[SAMPLERS] = "fast"
     """How a society samples and learns: "fast" (its batched env runner and learner) or "stock"
     (RLlib's own multi-agent env runner and PPO learner, the reference path; slower)."""
 
     # Society (spec sections 1-2)
-    auction: str = "ccv"
+    auction: Literal[AUCTIONS] = "ccv"
     """Utility the bidders are trained on: v, ccv, bb or env."""
-    clones: int = 2
+    clones: Annotated[int, Field(ge=1)] = 2
     """Agent ids per primitive sharing one policy; 1 = solitary society."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Probability that an agent id sits out a whole training episode (two always stay)."""
-    dropout_unit: str = "agent"
+    dropout_unit: Literal[DROPOUT_UNITS] = "agent"
     """What sits out together: "agent" (each id on its own, the spec's) or "primitive" (all its
     clones, so every active primitive bids against its twin: the truthful pull of a Vickrey
     auction reaches low-value primitives too)."""
-    gamma: float = 0.99
+    gamma: Annotated[float, Field(ge=0, le=1)] = 0.99
     """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
-    reward_scale: float = 1.0
+    reward_scale: Annotated[float, Field(gt=0)] = 1.0
     """Env rewards are multiplied by this before the auction; returns stay in env units."""
-    options: list = field(default_factory=list)
+    options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (RLlib checkpoints of single-agent policies), in
     place of the env's actions; each runs until it emits `option_done_action`."""
     option_done_action: int | None = None
     """The env action with which an option says it is done (MiniGrid's done: 6)."""
-    option_max_steps: int | None = None
+    option_max_steps: Annotated[int, Field(gt=0)] | None = None
     """Optional cap on one option's env steps (else the env's time limit ends it)."""
 
     # Bidder networks (RLlib's default PPO module with Beta bids)
-    fcnet_hiddens: list = field(default_factory=lambda: [16])
-    fcnet_activation: str = "relu"
+    fcnet_hiddens: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [16])
+    fcnet_activation: Literal[ACTIVATIONS] = "relu"
     conv_filters: list | None = None
     """CNN encoder for image observations, RLlib's [[channels, kernel, stride], ...]."""
-    head_fcnet_hiddens: list = field(default_factory=list)
+    head_fcnet_hiddens: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
     """Hidden layers of the bid (policy) and value heads after the encoder."""
     vf_share_layers: bool = False
     """Value function shares the encoder (halves the CNN cost per step on images)."""
@@ -108,45 +113,45 @@ class ExperimentConfig:
     u_t - V(s_t). Measured no better on Bandit or Chain (README), so RLlib's default stays."""
     lr: float | list = 1e-3
     """Learning rate, or RLlib's schedule [[env_step, lr], ...] (linear in between; starts at 0)."""
-    entropy_coeff: float = 0.0
-    clip_param: float = 0.2
-    vf_loss_coeff: float = 1.0
-    grad_clip: float = 40.0
-    num_epochs: int = 5
-    minibatch_size: int = 128
+    entropy_coeff: Annotated[float, Field(ge=0)] = 0.0
+    clip_param: Annotated[float, Field(gt=0)] = 0.2
+    vf_loss_coeff: Annotated[float, Field(ge=0)] = 1.0
+    grad_clip: Annotated[float, Field(gt=0)] = 40.0
+    num_epochs: Annotated[int, Field(gt=0)] = 5
+    minibatch_size: Annotated[int, Field(gt=0)] = 128
     """Samples per SGD step of each policy: of each primitive in a society (its clones' bids of
     minibatch_size / clones auction steps), of env steps for the monolithic baseline."""
-    train_batch_size_per_learner: int = 400
+    train_batch_size_per_learner: Annotated[int, Field(gt=0)] = 400
 
     # Run
-    stop_timesteps: int = 60_000
+    stop_timesteps: Annotated[int, Field(gt=0)] = 60_000
     """Env steps to train for."""
-    stop_iters: int | None = None
+    stop_iters: Annotated[int, Field(gt=0)] | None = None
     """Optional cap on training iterations."""
     stop_reward: float | None = None
     """Optional: stop once the mean env return of training episodes reaches this."""
     target_return: float | None = None
     """Greedy return that counts as solved (e.g. the optimal return); results report the env
     steps at which the greedy society first reached it."""
-    num_env_runners: int = 0
+    num_env_runners: Annotated[int, Field(ge=0)] = 0
     """Remote env runners per trial (0: the trial's own process samples)."""
-    num_envs_per_env_runner: int = 8
+    num_envs_per_env_runner: Annotated[int, Field(gt=0)] = 8
     rollout_fragment_length: int | str = "auto"
     """Steps per env per sample() call: "auto" (RLlib's: the train batch over all envs) or an
     integer. A society's auction cut at a fragment's end is carried into the next chunk."""
-    batch_mode: str = "truncate_episodes"
+    batch_mode: Literal[BATCH_MODES] = "truncate_episodes"
     """RLlib's: "truncate_episodes" (fragments) or "complete_episodes" (whole episodes)."""
-    num_cpus_per_env_runner: float = 1.0
+    num_cpus_per_env_runner: Annotated[float, Field(gt=0)] = 1.0
     """CPUs Ray reserves per remote env runner (fractions let 2 runners share a 2-core machine)."""
-    env_runner_restart_delay_s: float = 1.0
+    env_runner_restart_delay_s: Annotated[float, Field(ge=0)] = 1.0
     """Seconds before RLlib restarts an env runner that died (RLlib's own default is 60)."""
     seed: int = 0
-    eval_episodes: int = 1
+    eval_episodes: Annotated[int, Field(gt=0)] = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
     init_checkpoint: str | None = None
     """Start from the trained modules of this run, trial or checkpoint folder (weights only, a
     fresh optimizer): e.g. transfer a pre-trained society to a new task. Module ids must match."""
-    checkpoint_frequency: int = 0
+    checkpoint_frequency: Annotated[int, Field(ge=0)] = 0
     """Checkpoint every N iterations (0: only at the end, if checkpoint_at_end)."""
     checkpoint_at_end: bool = True
     output: str | None = None
@@ -188,11 +193,48 @@ class ExperimentConfig:
         return Path(self.storage_path).expanduser().resolve() / self.output_dir().name
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, lr):
+        if not _is_lr(lr):
+            raise ValueError("a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
+        return lr
+
+    @field_validator("conv_filters")
+    @classmethod
+    def _conv_filters(cls, filters):
+        if filters is not None and not _is_conv_filters(filters):
+            raise ValueError("None or a list of [channels, kernel, stride] with positive integers")
+        return filters
+
+    @field_validator("rollout_fragment_length")
+    @classmethod
+    def _fragment(cls, length):
+        if length != "auto" and not (isinstance(length, int) and not isinstance(length, bool) and length > 0):
+            raise ValueError('"auto" or an integer > 0')
+        return length
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not (self.standardize_advantages or self.sampler == "fast"):
+            raise _FieldError("standardize_advantages", self.standardize_advantages,
+                              "true with sampler: stock (RLlib's GAE always standardizes advantages)")
+        if self.minibatch_size > self.train_batch_size_per_learner:
+            raise _FieldError("minibatch_size", self.minibatch_size,
+                              f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")
+        return self
 
 
-CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(ExperimentConfig)}
+class _FieldError(ValueError):
+    """A cross-field check's error, naming the field, its value and what is allowed."""
+
+    def __init__(self, name: str, value: Any, allowed: str):
+        super().__init__(f"{name}={value!r} is not allowed; {name} must be {allowed}.")
+
+
+CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 
 
 #: Optional YAML key holding a grid ``{config key: [values, ...]}``: one Tune trial per point
@@ -247,9 +289,7 @@ def load_config(
             values["env_config"] = {**values.get("env_config", {}), key.split(".", 1)[1]: value}
         else:
             values[key] = value
-    for key in values:
-        check_key(key)
-    config = ExperimentConfig(**values)
+    config = make_config(values)
     validate(config)
     return config
 
@@ -275,50 +315,16 @@ def check_key(key: str) -> None:
 
 
 def validate(config: ExperimentConfig) -> None:
-    """Checks every value's type and range, then that the env suits a society.
+    """The checks beyond the model's types and ranges: the files a config names exist and the
+    env suits a society.
 
     Raises:
         ValueError: naming the field, the bad value and what is allowed.
     """
-    for name, annotation in _FIELD_TYPES.items():
-        _check_type(name, getattr(config, name), annotation)
-
     def require(ok: bool, name: str, allowed: str) -> None:
         if not ok:
-            raise ValueError(f"{name}={getattr(config, name)!r} is not allowed; {name} must be {allowed}.")
+            raise _FieldError(name, getattr(config, name), allowed)
 
-    require(config.algo in ALGOS, "algo", f"one of {', '.join(ALGOS)}")
-    require(config.sampler in SAMPLERS, "sampler", f"one of {', '.join(SAMPLERS)}")
-    require(config.standardize_advantages or config.sampler == "fast", "standardize_advantages",
-            "true with sampler: stock (RLlib's GAE always standardizes advantages)")
-    require(config.batch_mode in BATCH_MODES, "batch_mode", f"one of {', '.join(BATCH_MODES)}")
-    require(config.rollout_fragment_length == "auto" or (
-        isinstance(config.rollout_fragment_length, int) and config.rollout_fragment_length > 0),
-        "rollout_fragment_length", '"auto" or an integer > 0')
-    require(config.auction in AUCTIONS, "auction", f"one of {', '.join(AUCTIONS)}")
-    require(config.clones >= 1, "clones", "an integer >= 1")
-    require(0.0 <= config.dropout < 1.0, "dropout", "in [0, 1)")
-    require(config.dropout_unit in DROPOUT_UNITS, "dropout_unit", f"one of {', '.join(DROPOUT_UNITS)}")
-    require(0.0 <= config.gamma <= 1.0, "gamma", "in [0, 1]")
-    require(config.reward_scale > 0, "reward_scale", "> 0")
-    require(config.fcnet_activation in ACTIVATIONS, "fcnet_activation", f"one of {', '.join(ACTIVATIONS)}")
-    require(all(isinstance(h, int) and h > 0 for h in config.fcnet_hiddens), "fcnet_hiddens",
-            "a list of positive integers")
-    require(all(isinstance(h, int) and h > 0 for h in config.head_fcnet_hiddens),
-            "head_fcnet_hiddens", "a list of positive integers")
-    require(config.conv_filters is None or _is_conv_filters(config.conv_filters), "conv_filters",
-            "None or a list of [channels, kernel, stride] with positive integers")
-    require(_is_lr(config.lr), "lr", "a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
-    for name in ("clip_param", "grad_clip", "stop_timesteps", "num_epochs", "minibatch_size",
-                 "train_batch_size_per_learner", "num_envs_per_env_runner", "eval_episodes"):
-        require(getattr(config, name) > 0, name, "> 0")
-    require(config.num_cpus_per_env_runner > 0, "num_cpus_per_env_runner", "> 0")
-    for name in ("entropy_coeff", "vf_loss_coeff", "num_env_runners", "checkpoint_frequency",
-                 "env_runner_restart_delay_s"):
-        require(getattr(config, name) >= 0, name, ">= 0")
-    require(config.stop_iters is None or config.stop_iters > 0, "stop_iters", "None or > 0")
-    require(config.minibatch_size <= config.train_batch_size_per_learner, "minibatch_size",
-            f"<= train_batch_size_per_learner ({config.train_batch_size_per_learner})")
     if config.options:
         missing = [p for p in config.options if not Path(p).expanduser().exists()]
         require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
@@ -332,8 +338,69 @@ def validate(config: ExperimentConfig) -> None:
         except ValueError as error:
             raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
                              f"must be a run, trial or checkpoint folder of a finished run.") from None
-    require(config.option_max_steps is None or config.option_max_steps > 0, "option_max_steps", "None or > 0")
     check_env(config.env, config.env_config)
+
+
+def make_config(values: dict[str, Any]) -> ExperimentConfig:
+    """`ExperimentConfig(**values)`, with pydantic's errors reworded as `ValueError`s naming
+    the field, its value and what is allowed (unknown keys with the nearest names)."""
+    for key in values:
+        check_key(key)
+    try:
+        return ExperimentConfig(**values)
+    except ValidationError as error:
+        raise ValueError(_explain(error.errors()[0], values)) from None
+
+
+def _explain(error: dict, values: dict[str, Any]) -> str:
+    """One pydantic error as ``field=value ...; field must be <what is allowed>.``"""
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _FieldError):  # a cross-field check (`_consistent`)
+        return str(cause)
+    name = str(error["loc"][0])
+    value = values.get(name, error.get("input"))
+    field = ExperimentConfig.model_fields[name]
+    if error["type"].endswith("_type"):
+        return f"{name}={value!r} has type {type(value).__name__}; {name} must be {_type_name(field.annotation)}."
+    allowed = str(cause) if cause is not None else _allowed(field.annotation, field.metadata)
+    return f"{name}={value!r} is not allowed; {name} must be {allowed}."
+
+
+def _type_name(annotation) -> str:
+    """``int``, ``int | None``, ``list``: what a field's values must be, in the YAML's terms."""
+    if get_origin(annotation) is Annotated:
+        return _type_name(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return " | ".join(_type_name(arg) for arg in get_args(annotation))
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(map(str, get_args(annotation)))
+    if annotation is type(None):
+        return "None"
+    return getattr(get_origin(annotation) or annotation, "__name__", str(annotation))
+
+
+def _allowed(annotation, metadata: list) -> str:
+    """What a field allows, from its type and bounds: ``one of a, b``, ``an integer >= 1``,
+    ``in [0, 1)``, ``a list of positive integers``, ``None or > 0``."""
+    if get_origin(annotation) in (Union, UnionType):
+        parts = [_allowed(arg, []) for arg in get_args(annotation) if arg is not type(None)]
+        return " or ".join((["None"] if type(None) in get_args(annotation) else []) + parts)
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(map(str, get_args(annotation)))
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation) or (Any,)
+        return "a list of positive integers" if get_origin(item) is Annotated else "a list"
+    if get_origin(annotation) is Annotated:
+        annotation, *extra = get_args(annotation)
+        metadata = [*metadata, *(m for info in extra for m in getattr(info, "metadata", [info]))]
+    bounds = {key: getattr(m, key) for m in metadata for key in ("ge", "gt", "le", "lt") if hasattr(m, key)}
+    low = f"[{bounds['ge']}" if "ge" in bounds else f"({bounds['gt']}" if "gt" in bounds else None
+    high = f"{bounds['le']}]" if "le" in bounds else f"{bounds['lt']})" if "lt" in bounds else None
+    if low and high:
+        return f"in {low}, {high}"
+    sign = next((f"{op} {bounds[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                 if key in bounds), "")
+    return ("an integer " + sign if annotation is int else sign) or _type_name(annotation)
 
 
 def _is_lr(lr: float | list) -> bool:
@@ -389,18 +456,3 @@ def check_env(env_id: str, env_config: dict) -> None:
         check_base_env(env, env_id)
     finally:
         env.close()
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    allowed = {
-        "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-        "list": (list,), "dict": (dict,),
-    }
-    options = [part.strip() for part in str(annotation).split("|")]
-    if value is None and "None" in options:
-        return
-    types = tuple(t for option in options for t in allowed.get(option, ()))
-    # bool is an int subclass: only a bool field takes True/False.
-    if isinstance(value, types) and not (isinstance(value, bool) and "bool" not in options):
-        return
-    raise ValueError(f"{name}={value!r} has type {type(value).__name__}; {name} must be {annotation}.")

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from experiments.config import ExperimentConfig, check_key, validate
+from experiments.config import ExperimentConfig, check_key, make_config, validate
 from experiments.reporting import BID_ERROR, ENV_RETURN, ENV_STEPS, ITERATION
 
 #: Saved in the output folder; `--resume` rebuilds the search from it.
@@ -87,8 +87,8 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
                 else:
                     values[key] = value
             values["seed"] = base.seed + len(variants)
-            config = ExperimentConfig(**values)
             try:
+                config = make_config(values)
                 validate(config)
             except ValueError as error:
                 bad = ", ".join(f"{k}={v!r}" for k, v in zip(grid, point))
@@ -368,5 +368,5 @@ def load_search(output: Path) -> tuple[ExperimentConfig, dict[str, list], int]:
     if not saved_file.is_file():
         raise ValueError(f"--resume: {saved_file} does not exist; is --output a search folder?")
     saved = yaml.safe_load(saved_file.read_text())
-    return ExperimentConfig(**saved["config"]), saved["grid"], int(saved["num_samples"])
+    return make_config(saved["config"]), saved["grid"], int(saved["num_samples"])
 

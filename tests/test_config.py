@@ -104,3 +104,11 @@ def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
     assert exit_info.value.code == 2
     assert "clones=0" in capsys.readouterr().err
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def test_the_model_checks_assignments_and_documents_its_fields():
+    config = load_config(None)
+    with pytest.raises(ValueError, match="clones"):  # pydantic's own error: a ValueError
+        config.clones = 0
+    field = ExperimentConfig.model_fields["clones"]
+    assert "Agent ids per primitive" in field.description  # the field's docstring
