@@ -119,9 +119,12 @@ def inverse_primitives(degrees: float, direction: str | None) -> list[int]:
 # The frozen classifier
 # ----------------------------------------------------------------------------------------------
 
-#: Where classifiers live unless the config names a path (relative paths start here too).
+#: Relative classifier paths start here, so every process finds the file.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CLASSIFIER_DIR = PROJECT_ROOT / "models"
+#: Where classifiers live unless the config names a path: a user cache, not the source tree
+#: (``$RLLIB_SOCIETY_CACHE``, else ``$XDG_CACHE_HOME/rllib-society``, else ``~/.cache/...``).
+CLASSIFIER_DIR = Path(os.environ.get("RLLIB_SOCIETY_CACHE") or Path(
+    os.environ.get("XDG_CACHE_HOME") or "~/.cache", "rllib-society")).expanduser() / "models"
 #: Passes over the training digits (MNIST is 33x larger than scikit-learn's digits).
 CLASSIFIER_EPOCHS = {"digits": 30, "mnist": 2}
 CLASSIFIER_BATCH = 64
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--mnist-dir", help="folder with MNIST's IDX files (for --data mnist)")
     train.add_argument("--canvas", type=int, default=32)
     train.add_argument("--epochs", type=int, help="passes over the training digits")
-    train.add_argument("--output", help="where to save it (default: models/<data>_canvas<N>_classifier.pt)")
+    train.add_argument("--output", help="where to save it (default: <cache>/models/<data>_canvas<N>_classifier.pt)")
     args = parser.parse_args(argv)
 
     started = time.time()
