@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config, overrides, args.sets)
         grid = {} if args.resume else load_grid(args.config)
         if grid:
-            from experiments.search import expand_grid
+            from experiments.grid import expand_grid
 
             expand_grid(config, grid, 1)  # validates every trial before Ray starts
     except ValueError as error:

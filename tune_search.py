@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
 
-    from experiments.search import expand_grid, load_search, parse_grid, report, search
+    from experiments.grid import expand_grid, parse_grid
+    from experiments.search import load_search, report, search
 
     try:
         if args.resume:

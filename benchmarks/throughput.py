@@ -134,7 +134,7 @@ def main(argv=None) -> int:
 
     import ray
 
-    from experiments.training import init_ray
+    from experiments.ray_setup import init_ray
 
     init_ray()
     rows = []

@@ -1,14 +1,12 @@
 """A Tune grid of societies: which auction, how many clones, which other settings.
 
-`expand_grid` turns a base config and a grid into one validated config per trial (before Ray
-starts); `search` runs them as concurrent `SocietyPPO` trials of one Tune experiment and writes
-the readable results: ``results.csv`` (one row per trial), ``summary.md`` (grouped by setting,
+`search` runs the configs `experiments.grid.expand_grid` makes as concurrent `SocietyPPO` trials
+of one Tune experiment and writes the readable results: ``results.csv`` (one row per trial), ``summary.md`` (grouped by setting,
 mean and spread over seeds), and plots of learning curves and bid errors.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from collections.abc import Callable
@@ -18,15 +16,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from experiments.config import ExperimentConfig, check_key, make_config, validate
+from experiments.config import ExperimentConfig, make_config
+from experiments.grid import expand_grid, grid_value, trial_name
 from experiments.reporting import BID_ERROR, ENV_RETURN, ENV_STEPS, ITERATION
 
 #: Saved in the output folder; `--resume` rebuilds the search from it.
 SEARCH_FILE = "search.yaml"
-#: Keys that are the same for every trial of a search (budget, where to write, which cluster);
-#: seeds come from the number of samples.
-RUN_LEVEL_KEYS = ("stop_timesteps", "stop_iters", "stop_reward", "checkpoint_frequency",
-                  "checkpoint_at_end", "output", "address", "storage_path", "seed")
 #: Columns of results.csv before the grid keys' own.
 RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
                   "final_return", "best_return", "greedy_return", "greedy_success", "bid_error",
@@ -34,80 +29,6 @@ RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "
 #: Metrics summary.md aggregates over seeds.
 SUMMARY_METRICS = ["greedy_return", "greedy_success", "bid_error", "inverse_rate", "steps_to_target", "final_return",
                    "best_return"]
-
-
-def parse_grid(items: list[str]) -> dict[str, list]:
-    """Parses ``--grid key=v1,v2`` items; each value is read as YAML (``lr=1e-3,3e-4``,
-    ``fcnet_hiddens=[16],[32,32]``, ``env_config.n=4,8``)."""
-    from experiments.config import _load_yaml
-
-    grid: dict[str, list] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not raw.strip():
-            raise ValueError(f"--grid expects key=value1,value2,..., got {item!r}.")
-        try:
-            values = _load_yaml(f"[{raw}]")
-        except yaml.YAMLError as error:
-            raise ValueError(f"--grid {key}: cannot parse values {raw!r}: {error}") from None
-        grid[key] = values
-    return grid
-
-
-def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int) -> list[ExperimentConfig]:
-    """One config per point of the grid and sample, each validated and with its own seed
-    (``base.seed``, ``base.seed + 1``, ...).
-
-    Args:
-        base: the config every trial starts from.
-        grid: config key (or ``env_config.<name>``) -> the values to try.
-        num_samples: trials (seeds) per grid point.
-
-    Raises:
-        ValueError: naming the bad key or value, before any trial starts.
-    """
-    if num_samples < 1:
-        raise ValueError(f"num_samples={num_samples} is not allowed; it must be >= 1.")
-    for key, values in grid.items():
-        check_key(key.split(".", 1)[0] if key.startswith("env_config.") else key)
-        if key in RUN_LEVEL_KEYS:
-            raise ValueError(f"--grid {key}: {key} is the same for every trial of a search; "
-                             "set it with its flag or --set (seeds: --seed and --num-samples).")
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"--grid {key}: give at least one value.")
-    variants = []
-    points = list(itertools.product(*grid.values()))
-    for sample in range(num_samples):
-        for point in points:
-            values = base.to_dict()
-            for key, value in zip(grid, point):
-                if key.startswith("env_config."):
-                    values["env_config"] = {**values["env_config"], key.split(".", 1)[1]: value}
-                else:
-                    values[key] = value
-            values["seed"] = base.seed + len(variants)
-            try:
-                config = make_config(values)
-                validate(config)
-            except ValueError as error:
-                bad = ", ".join(f"{k}={v!r}" for k, v in zip(grid, point))
-                raise ValueError(f"grid point {bad}: {error}") from None
-            variants.append(config)
-    return variants
-
-
-def trial_name(config: ExperimentConfig, grid_keys: list[str]) -> str:
-    """A readable, unique trial name: the grid values and the seed."""
-    parts = [f"{key.rsplit('.', 1)[-1]}={_value_of(config, key)}" for key in grid_keys]
-    name = "_".join(parts + [f"seed={config.seed}"])
-    return name.replace(" ", "").replace("/", "-")
-
-
-def _value_of(config: ExperimentConfig, key: str) -> Any:
-    if key.startswith("env_config."):
-        return config.env_config.get(key.split(".", 1)[1])
-    return getattr(config, key)
 
 
 def search(
@@ -208,7 +129,7 @@ def error_message(error: BaseException) -> str:
 
 def _trial_columns(config: ExperimentConfig, grid_keys: list[str]) -> dict[str, Any]:
     return {"auction": config.auction, "clones": config.clones, "seed": config.seed,
-            **{key: _value_of(config, key) for key in grid_keys}}
+            **{key: grid_value(config, key) for key in grid_keys}}
 
 
 def summarize(table: pd.DataFrame, group_keys: list[str]) -> str:

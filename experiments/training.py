@@ -1,13 +1,11 @@
-"""Training societies with Ray Tune: start or join Ray, run `SocietyPPO` trials (Tune's loggers
-write TensorBoard, CSV and JSON; its checkpoints make runs resumable), then write each trial's
-summary. `run.py` trains one society (`train`); `tune_search.py` runs a grid of them
-(`experiments.search`); both go through `fit`.
+"""Training societies with Ray Tune: run `SocietyPPO` trials on the Ray that `ray_setup` starts or
+joins (Tune's loggers write TensorBoard, CSV and JSON; its checkpoints make runs resumable), then
+write each trial's summary and plots (`episode_plots`). `run.py` trains one society (`train`);
+`tune_search.py` runs a grid of them (`experiments.search`); both go through `fit`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,46 +14,18 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from experiments.config import ExperimentConfig
+from experiments.episode_plots import (
+    EPISODE_PLOT, TEST_EPISODES_PLOT, plot_checkpoint_episode, plot_checkpoint_test_episodes,
+)
+from experiments.ray_setup import init_ray
 
 if TYPE_CHECKING:
     import pandas as pd
 
-logger = logging.getLogger(__name__)
-
-#: Environment for every Ray process: no token auth for local work, and no chdir into trial
-#: folders (relative paths in env_config keep working).
-RAY_ENV_VARS = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
 #: Name of the trial folder inside a run's output folder.
 TRIAL_DIR = "trial"
-#: The grid of held-out test episodes (envs with test episodes), and how many rows it shows.
-TEST_EPISODES_PLOT = "test_episodes.png"
-TEST_EPISODES_SHOWN = 8
-#: The strip of one greedy episode of a society of options (TwoRooms).
-EPISODE_PLOT = "episode.png"
 #: Checkpoints kept per trial.
 CHECKPOINTS_TO_KEEP = 2
-#: The project folder, which Ray ships to a cluster's nodes; and what it leaves out.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHIPPING_EXCLUDES = [".git", "runs", "benchmarks/results", "*.png", "__pycache__", ".pytest_cache"]
-
-
-def init_ray(address: str | None = None) -> None:
-    """Joins the cluster at `address`, or starts an embedded local Ray; does nothing if Ray is
-    already initialised (e.g. by a test session).
-
-    On a cluster, Ray ships the project folder to every node (runtime_env ``working_dir``), so
-    other machines need only the same Python packages, not a checkout.
-    """
-    os.environ.update({k: os.environ.get(k, v) for k, v in RAY_ENV_VARS.items()})
-    import ray
-
-    if ray.is_initialized():
-        return
-    runtime_env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in RAY_ENV_VARS}}
-    if address is not None:
-        runtime_env.update(working_dir=str(PROJECT_ROOT), excludes=SHIPPING_EXCLUDES)
-    ray.init(address=address, include_dashboard=False, runtime_env=runtime_env,
-             logging_level=logging.WARNING)
 
 
 def stop_criteria(config: ExperimentConfig) -> dict[str, float]:
@@ -194,39 +164,6 @@ def write_trial_outputs(
         summary["episode_plot"] = str(folder / EPISODE_PLOT)
     write_summary(summary, folder / "summary.json")
     return summary, progress
-
-
-def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Path) -> None:
-    """A strip of one greedy episode of a trained society of options: each auction's winner
-    and bids on the rendered state."""
-    from rllib_society import load_modules
-    from experiments.evaluation import evaluation_env, greedy_episode
-    from experiments.reporting import plot_episode_strip
-
-    society_config = config.society_config()
-    society_config["env_config"] = {**society_config["env_config"], "render_mode": "rgb_array"}
-    frames: list = []
-    greedy_episode(evaluation_env(society_config), load_modules(checkpoint), seed=config.seed, frames=frames)
-    names = [f"p{k} {Path(option).name[:28]}" for k, option in enumerate(config.options)]
-    plot_episode_strip(frames, names, path, title=f"{config.env}: greedy society ({config.auction}, "
-                                                  f"{config.clones} clones)")
-
-
-def plot_checkpoint_test_episodes(config: ExperimentConfig, checkpoint: str, path: Path) -> bool:
-    """For envs with held-out test episodes: a grid of the trained society's (or baseline's)
-    greedy test episodes. Returns False for other envs."""
-    from experiments.transform_evaluation import (
-        checkpoint_chooser, evaluate_on_test, plot_test_episodes, test_env,
-    )
-
-    env = test_env(config.env, config.env_config)
-    if env is None:
-        return False
-    _, record = evaluate_on_test(env, checkpoint_chooser(checkpoint, config.algo), count=TEST_EPISODES_SHOWN)
-    names = [f"p{k} {name}" for k, name in enumerate(env.primitive_names)]
-    what = "monolithic PPO" if config.algo == "monolithic" else f"society ({config.auction}, {config.clones} clones)"
-    plot_test_episodes(record, names, path, count=TEST_EPISODES_SHOWN, title=f"{config.env}: {what}, held-out digits")
-    return True
 
 
 def _result_callback(on_result: Callable[[dict[str, Any]], None]):

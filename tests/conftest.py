@@ -18,7 +18,7 @@ def ray_session():
     """A local Ray for the tests that build algorithms; the others never start Ray."""
     import ray
 
-    from experiments.training import init_ray
+    from experiments.ray_setup import init_ray
 
     init_ray()
     yield
