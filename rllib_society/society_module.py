@@ -119,6 +119,7 @@ class SocietyMultiRLModule(MultiRLModule):
     def setup(self):
         super().setup()
         self.module_ids = sorted(self._rl_modules, key=_primitive_order)
+        self._position = {m: k for k, m in enumerate(self.module_ids)}
         parts = _stackable_parts([self._rl_modules[m] for m in self.module_ids])
         self._parts = None if parts is None else {
             name: None if mlps is None else TiedMLPs(mlps) for name, mlps in parts.items()}
@@ -145,7 +146,7 @@ class SocietyMultiRLModule(MultiRLModule):
         stackable = self._parts is not None and self._parts["vf"] is not None
         if not stackable or len({len(batch[m][Columns.OBS]) for m in ids}) != 1:
             return {m: self._module_forward_train(m, batch[m]) for m in ids}
-        index = None if len(ids) == len(self.module_ids) else [self.module_ids.index(m) for m in ids]
+        index = None if len(ids) == len(self.module_ids) else [self._position[m] for m in ids]
         obs = [batch[m][Columns.OBS] for m in ids]
         obs = obs[0] if all(o is obs[0] for o in obs) else torch.stack(obs)  # (B, D) or (N, B, D)
         hidden = self._parts["actor"](obs, index)
@@ -158,7 +159,7 @@ class SocietyMultiRLModule(MultiRLModule):
         """After a backward pass through the stacked forward: each of these modules' parameters
         gets its slice of the stacked gradients (``param.grad``, as a per-module pass gives)."""
         if self._parts is not None:
-            index = [self.module_ids.index(m) for m in module_ids]
+            index = [self._position[m] for m in module_ids]
             for part in self._parts.values():
                 if part is not None:
                     part.scatter_grads(index)
