@@ -162,13 +162,14 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path):
 
     deadline = time.time() + 300
     while time.time() < deadline and not finished():
-        time.sleep(0.5)
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves the experiment state and stops
     process.wait(timeout=120)
     first = finished()
-    assert len(first) == 1, "the first trial should have finished, and only it"
+    # The second trial (2,000 steps, a few seconds) may finish while Tune handles the signal.
+    assert 1 <= len(first) < 3, "the search should stop after its first trial, before its last"
     interrupted = pd.read_csv(output / "results.csv")  # the partial table, marked as such
-    assert len(interrupted) == 3 and (interrupted["status"] == "TERMINATED").sum() == 1
+    assert len(interrupted) == 3 and (interrupted["status"] == "TERMINATED").sum() == len(first)
     assert set(interrupted["status"]) <= {"TERMINATED", "UNFINISHED", "PENDING"} and process.returncode == 130
     lines_before = {p: (p / "result.json").read_text() for p in first}
 
@@ -178,4 +179,4 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"} and (table["env_steps"] >= 2000).all()
     for trial, text in lines_before.items():  # untouched: not rerun
         assert (trial / "result.json").read_text() == text
-    assert done.stdout.count("started ") <= 2  # only the unfinished trials ran
+    assert done.stdout.count("started ") <= 3 - len(first)  # only the unfinished trials ran
