@@ -25,7 +25,8 @@ from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
-from experiments.config import ALGOS, load_config, load_grid
+from experiments.config import ALGOS
+from experiments.config_files import load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -102,7 +103,8 @@ def train_grid(config, grid: dict[str, list]) -> int:
     """A YAML with a grid (e.g. the TwoRooms primitive tasks): one Tune trial per point, side by
     side as CPUs allow, each with its own checkpoint and summary (`tune_search.py --resume
     --output DIR` continues it)."""
-    from experiments.search import report, search
+    from experiments.search import search
+    from experiments.search_results import report
 
     points = ", ".join(f"{k}: {v}" for k, v in grid.items())
     print(f"Training one {config.algo} per grid point ({points}) for {config.stop_timesteps:,} env "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rllib_society.auction import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
-from experiments.config import load_config, load_grid
+from experiments.config_files import load_config, load_grid
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from experiments.grid import expand_grid, parse_grid
-    from experiments.search import load_search, report, search
+    from experiments.search import load_search, search
+    from experiments.search_results import report
 
     try:
         if args.resume:

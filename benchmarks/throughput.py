@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.config import load_config
+from experiments.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,42 +1,20 @@
-"""Experiment configuration: defaults, YAML files, command-line overrides and validation, in one
-place and without Ray, so bad input fails before Ray starts.
-
-Precedence: the model's defaults < YAML file < explicit flags < ``--set key=value`` (applied last).
+"""The experiment config's schema: every key with its type, bounds, default and doc
+(`ExperimentConfig`, a pydantic model), and its errors worded as "field=value is not allowed;
+field must be <what is allowed>" (`make_config`). No Ray, no files: YAML and ``--set`` are
+`config_files`, the checks that touch disk or make the env are `preflight`.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import time
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rllib_society import AUCTIONS, DROPOUT_UNITS
-
-class _YamlLoader(yaml.SafeLoader):
-    """PyYAML follows YAML 1.1, where ``1e-3`` is a string; read it as a float (YAML 1.2)."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
-    list("-+0123456789."),
-)
-#: Integers keep their own resolver (registered first for the same characters).
-_YamlLoader.yaml_implicit_resolvers = {
-    first: sorted(resolvers, key=lambda r: r[0] != "tag:yaml.org,2002:int")
-    for first, resolvers in _YamlLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _load_yaml(text: str):
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
-
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
@@ -53,8 +31,8 @@ class ExperimentConfig(BaseModel):
     """Everything one training run needs. Names follow RLlib for RLlib concepts and the paper
     for society concepts; the YAML keys, ``--set`` keys and flags use the same names. A pydantic
     model: unknown keys, wrong types and out-of-range values are refused on construction and on
-    assignment (`load_config` words the errors); `validate` adds the checks that touch files and
-    make the env."""
+    assignment (`make_config` words the errors); `preflight.validate` adds the checks that touch
+    files and make the env."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True,
                               use_attribute_docstrings=True)
@@ -164,6 +142,8 @@ class ExperimentConfig(BaseModel):
 
     def society_config(self) -> dict[str, Any]:
         """The `AuctionEnv` config (plain values, so a Tune grid can replace them)."""
+        from experiments.preflight import importable_env_id  # preflight imports this module
+
         return {
             "env": importable_env_id(self.env),
             "env_config": dict(self.env_config),
@@ -219,15 +199,15 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self):
         if not (self.standardize_advantages or self.sampler == "fast"):
-            raise _FieldError("standardize_advantages", self.standardize_advantages,
-                              "true with sampler: stock (RLlib's GAE always standardizes advantages)")
+            raise FieldError("standardize_advantages", self.standardize_advantages,
+                             "true with sampler: stock (RLlib's GAE always standardizes advantages)")
         if self.minibatch_size > self.train_batch_size_per_learner:
-            raise _FieldError("minibatch_size", self.minibatch_size,
-                              f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")
+            raise FieldError("minibatch_size", self.minibatch_size,
+                             f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")
         return self
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """A cross-field check's error, naming the field, its value and what is allowed."""
 
     def __init__(self, name: str, value: Any, allowed: str):
@@ -235,110 +215,6 @@ class _FieldError(ValueError):
 
 
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
-
-
-#: Optional YAML key holding a grid ``{config key: [values, ...]}``: one Tune trial per point
-#: (e.g. the three TwoRooms primitive tasks trained side by side by `run.py`).
-GRID_KEY = "grid"
-
-
-def load_grid(path: str | Path | None) -> dict[str, list]:
-    """The YAML's `GRID_KEY` mapping (empty without one), checked: known keys, non-empty lists."""
-    if path is None or not Path(path).is_file():
-        return {}
-    grid = (_load_yaml(Path(path).read_text()) or {}).get(GRID_KEY) or {}
-    if not isinstance(grid, dict):
-        raise ValueError(f"{GRID_KEY} in {path} must map config keys to lists of values.")
-    for key, values in grid.items():
-        check_key(key.split(".", 1)[0])
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{GRID_KEY}.{key} in {path} must be a non-empty list of values.")
-    return grid
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    sets: list[str] | None = None,
-) -> ExperimentConfig:
-    """Builds and validates a config.
-
-    Args:
-        path: optional YAML file with a flat mapping of config keys.
-        overrides: values from explicit flags; None values mean "not given" and are skipped.
-        sets: ``key=value`` strings (values parsed as YAML; ``env_config.<name>=<value>`` sets one
-            constructor argument of the env), applied last.
-
-    Raises:
-        ValueError: naming the bad key or value and what is allowed.
-    """
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist.")
-        loaded = _load_yaml(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping of config keys.")
-        loaded.pop(GRID_KEY, None)  # see load_grid
-        values.update(loaded)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    for item in sets or []:
-        key, value = parse_set(item)
-        if key.startswith("env_config."):
-            values["env_config"] = {**values.get("env_config", {}), key.split(".", 1)[1]: value}
-        else:
-            values[key] = value
-    config = make_config(values)
-    validate(config)
-    return config
-
-
-def parse_set(item: str) -> tuple[str, Any]:
-    """Splits ``key=value`` and parses the value as YAML (so 0.5, true, [16, 16] are typed)."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--set expects key=value, got {item!r}.")
-    try:
-        return key.strip(), _load_yaml(raw)
-    except yaml.YAMLError as error:
-        raise ValueError(f"--set {key}: cannot parse value {raw!r}: {error}") from None
-
-
-def check_key(key: str) -> None:
-    """Raises ValueError for a key ExperimentConfig does not have, suggesting close ones."""
-    if key in CONFIG_KEYS:
-        return
-    close = difflib.get_close_matches(key, CONFIG_KEYS, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown config key {key!r}.{hint} Allowed: {', '.join(CONFIG_KEYS)}.")
-
-
-def validate(config: ExperimentConfig) -> None:
-    """The checks beyond the model's types and ranges: the files a config names exist and the
-    env suits a society.
-
-    Raises:
-        ValueError: naming the field, the bad value and what is allowed.
-    """
-    def require(ok: bool, name: str, allowed: str) -> None:
-        if not ok:
-            raise _FieldError(name, getattr(config, name), allowed)
-
-    if config.options:
-        missing = [p for p in config.options if not Path(p).expanduser().exists()]
-        require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
-        require(config.option_done_action is not None, "option_done_action",
-                "the env action with which an option says done (MiniGrid: 6)")
-    if config.init_checkpoint is not None:
-        from rllib_society import latest_checkpoint
-
-        try:
-            latest_checkpoint(config.init_checkpoint)
-        except ValueError as error:
-            raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
-                             f"must be a run, trial or checkpoint folder of a finished run.") from None
-    check_env(config.env, config.env_config)
 
 
 def make_config(values: dict[str, Any]) -> ExperimentConfig:
@@ -355,7 +231,7 @@ def make_config(values: dict[str, Any]) -> ExperimentConfig:
 def _explain(error: dict, values: dict[str, Any]) -> str:
     """One pydantic error as ``field=value ...; field must be <what is allowed>.``"""
     cause = error.get("ctx", {}).get("error")
-    if isinstance(cause, _FieldError):  # a cross-field check (`_consistent`)
+    if isinstance(cause, FieldError):  # a cross-field check (`_consistent`)
         return str(cause)
     name = str(error["loc"][0])
     value = values.get(name, error.get("input"))
@@ -426,33 +302,10 @@ def _is_conv_filters(filters: list) -> bool:
     )
 
 
-def importable_env_id(env_id: str) -> str:
-    """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
-    package, which registers them, in whichever process makes the env (a remote env runner too),
-    so the library needs no import of the project's envs."""
-    import envs
-
-    return f"envs:{env_id}" if env_id in envs.ENV_IDS else env_id
-
-
-def check_env(env_id: str, env_config: dict) -> None:
-    """Makes the env once to check that it exists and has a Discrete action space."""
-    import gymnasium as gym
-
-    import envs  # registers the project's ids in this process
-    from rllib_society import check_base_env, make_base_env
-
-    try:
-        env = make_base_env(env_id, env_config)
-    except (gym.error.Error, ModuleNotFoundError, AttributeError) as error:
-        project_ids = ", ".join(envs.ENV_IDS)
-        raise ValueError(
-            f"env={env_id!r}: cannot make it ({error}). Allowed: a registered gymnasium id "
-            f"(this project's: {project_ids}) or 'module:EnvId'."
-        ) from None
-    except TypeError as error:
-        raise ValueError(f"env_config={env_config!r} does not fit env {env_id!r}: {error}") from None
-    try:
-        check_base_env(env, env_id)
-    finally:
-        env.close()
+def check_key(key: str) -> None:
+    """Raises ValueError for a key ExperimentConfig does not have, suggesting close ones."""
+    if key in CONFIG_KEYS:
+        return
+    close = difflib.get_close_matches(key, CONFIG_KEYS, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown config key {key!r}.{hint} Allowed: {', '.join(CONFIG_KEYS)}.")

@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
-from experiments.config import ExperimentConfig, _load_yaml, check_key, make_config, validate
+from experiments.config import ExperimentConfig, check_key, make_config
+from experiments.config_files import load_yaml
+from experiments.preflight import validate
 
 #: Keys that are the same for every trial of a search (budget, where to write, which cluster);
 #: seeds come from the number of samples.
@@ -26,7 +28,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         if not sep or not key or not raw.strip():
             raise ValueError(f"--grid expects key=value1,value2,..., got {item!r}.")
         try:
-            values = _load_yaml(f"[{raw}]")
+            values = load_yaml(f"[{raw}]")
         except yaml.YAMLError as error:
             raise ValueError(f"--grid {key}: cannot parse values {raw!r}: {error}") from None
         grid[key] = values

@@ -4,6 +4,10 @@ and the RLModule inside one (for options, transfer and evaluation)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray.rllib.core.rl_module.rl_module import RLModule
 
 #: RLlib's id of a single-agent run's module.
 DEFAULT_MODULE_ID = "default_policy"

@@ -110,7 +110,7 @@ TWO_NODES = """
 import json, ray
 from ray.cluster_utils import Cluster
 from experiments.algo_config import build_algo_config
-from experiments.config import load_config
+from experiments.config_files import load_config
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)

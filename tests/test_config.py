@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from experiments.config import CONFIG_KEYS, ExperimentConfig, load_config, parse_set
+from experiments.config import CONFIG_KEYS, ExperimentConfig
+from experiments.config_files import load_config, parse_set
 
 CONFIGS = ["configs/chain.yaml", "configs/bandit.yaml", "configs/duality.yaml"]
 

@@ -20,7 +20,7 @@ FRAGMENTS = [1, 2, 3, 7, "complete"]
 
 
 def fast(fragment, **overrides):
-    from experiments.config import load_config
+    from experiments.config_files import load_config
 
     options = overrides.pop("options_env", None)
     config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
@@ -113,7 +113,7 @@ def test_the_stock_env_pays_the_same_utilities_for_the_same_bids():
 
 
 def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
-    from experiments.config import load_config
+    from experiments.config_files import load_config
 
     config = load_config("configs/chain.yaml", {"num_env_runners": 2, "num_cpus_per_env_runner": 0.5,
                                                 "num_envs_per_env_runner": 2, "rollout_fragment_length": 5,

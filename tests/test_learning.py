@@ -3,7 +3,7 @@ one), asserting what the society learned. Slow: deselect with ``-m "not learning
 
 import pytest
 
-from experiments.config import load_config
+from experiments.config_files import load_config
 from experiments.training import train
 
 pytestmark = pytest.mark.learning

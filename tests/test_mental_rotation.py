@@ -17,17 +17,9 @@ import torch
 import envs  # noqa: F401
 from helpers import read_scalars, run_script
 from envs.digit_data import digit_size, load_split, on_canvas, read_idx, write_idx
-from envs.mental_rotation import (
-    LIBRARY,
-    PRIMITIVES,
-    SHIFT,
-    MentalRotationEnv,
-    inverse_primitives,
-    load_classifier,
-    rotation,
-    start_map,
-    warp,
-)
+from envs.digit_classifier import ensure_classifier, load_classifier
+from envs.image_transforms import LIBRARY, PRIMITIVES, SHIFT, inverse_primitives, start_map, warp
+from envs.mental_rotation import MentalRotationEnv
 
 CANVAS = 32
 HALF = CANVAS / 2
@@ -190,17 +182,17 @@ def test_digits_train_and_test_splits_are_disjoint_and_cover_the_dataset():
 
 def test_classifier_is_trained_on_first_use_and_then_reused(tmp_path, capsys):
     path = tmp_path / "classifier.pt"
-    first = load_classifier(path, "digits", CANVAS)
+    first = load_classifier(ensure_classifier(path, "digits", CANVAS), CANVAS)
     assert path.is_file() and "training one" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
-    second = load_classifier(path, "digits", CANVAS)
+    second = load_classifier(ensure_classifier(path, "digits", CANVAS), CANVAS)
     assert "training" not in capsys.readouterr().err
     test = load_split("digits", "test", CANVAS)
     predictions = second.predict(on_canvas(test.images, CANVAS))
     assert np.mean(predictions == test.labels) >= 0.95  # the clean-accuracy bar
     np.testing.assert_array_equal(predictions, first.predict(on_canvas(test.images, CANVAS)))
     with pytest.raises(ValueError, match="canvas"):
-        load_classifier(path, "digits", 48)
+        load_classifier(path, 48)
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def test_option_max_steps_caps_one_option():
 
 
 def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
-    from experiments.config import load_config
+    from experiments.config_files import load_config
 
     with pytest.raises(ValueError, match="options"):
         load_config(None, {"env": "TwoRooms-Pretrain-v0", "options": [str(tmp_path / "nope")],
@@ -96,7 +96,7 @@ def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
 
 
 def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
-    from experiments.config import load_config
+    from experiments.config_files import load_config
     from rllib_society.checkpoints import load_modules
     from rllib_society.options import load_option_policy
     from experiments.training import train

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from helpers import ROOT, read_scalars, run_script
 
-from experiments.config import load_config
+from experiments.config_files import load_config
 from experiments.grid import expand_grid, parse_grid, trial_name
-from experiments.search import RESULT_COLUMNS
+from experiments.search_results import RESULT_COLUMNS
 
 TINY = ["--stop-timesteps", "1200", "--set", "train_batch_size_per_learner=400"]
 

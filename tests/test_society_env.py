@@ -17,7 +17,7 @@ from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
 from experiments.algo_config import society_ppo_config
 from rllib_society.auction_env import AUCTION_INFO
-from experiments.config import load_config
+from experiments.config_files import load_config
 from rllib_society.society_env import SocietyEnv, policy_mapping_fn
 
 FORWARD, LEFT, DONE = 2, 0, 6

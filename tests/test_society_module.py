@@ -22,7 +22,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from experiments.algo_config import build_algo_config
 from rllib_society.bidder import BidderCatalog, TorchBeta
-from experiments.config import load_config
+from experiments.config_files import load_config
 from rllib_society.society_module import SocietyMultiRLModule
 
 OBS = gym.spaces.Box(0, 1, (7,), np.float32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rllib_society.checkpoints import latest_checkpoint, load_modules
-from experiments.config import load_config, load_grid
+from experiments.config_files import load_config, load_grid
 from rllib_society.options import load_option_policy
 
 TINY = {"stop_timesteps": 256}

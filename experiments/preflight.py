@@ -1,0 +1,68 @@
+"""Checks before Ray starts that touch the disk or make the env: the checkpoints a config names
+exist, and the env exists and suits a society (`validate`); and the env id as the library gets it
+(`importable_env_id`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.config import ExperimentConfig, FieldError
+
+
+def validate(config: ExperimentConfig) -> None:
+    """The checks beyond the model's types and ranges: the files a config names exist and the
+    env suits a society.
+
+    Raises:
+        ValueError: naming the field, the bad value and what is allowed.
+    """
+    def require(ok: bool, name: str, allowed: str) -> None:
+        if not ok:
+            raise FieldError(name, getattr(config, name), allowed)
+
+    if config.options:
+        missing = [p for p in config.options if not Path(p).expanduser().exists()]
+        require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
+        require(config.option_done_action is not None, "option_done_action",
+                "the env action with which an option says done (MiniGrid: 6)")
+    if config.init_checkpoint is not None:
+        from rllib_society import latest_checkpoint
+
+        try:
+            latest_checkpoint(config.init_checkpoint)
+        except ValueError as error:
+            raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
+                             f"must be a run, trial or checkpoint folder of a finished run.") from None
+    check_env(config.env, config.env_config)
+
+
+def importable_env_id(env_id: str) -> str:
+    """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
+    package, which registers them, in whichever process makes the env (a remote env runner too),
+    so the library needs no import of the project's envs."""
+    import envs
+
+    return f"envs:{env_id}" if env_id in envs.ENV_IDS else env_id
+
+
+def check_env(env_id: str, env_config: dict) -> None:
+    """Makes the env once to check that it exists and has a Discrete action space."""
+    import gymnasium as gym
+
+    import envs  # registers the project's ids in this process
+    from rllib_society import check_base_env, make_base_env
+
+    try:
+        env = make_base_env(env_id, env_config)
+    except (gym.error.Error, ModuleNotFoundError, AttributeError) as error:
+        project_ids = ", ".join(envs.ENV_IDS)
+        raise ValueError(
+            f"env={env_id!r}: cannot make it ({error}). Allowed: a registered gymnasium id "
+            f"(this project's: {project_ids}) or 'module:EnvId'."
+        ) from None
+    except TypeError as error:
+        raise ValueError(f"env_config={env_config!r} does not fit env {env_id!r}: {error}") from None
+    try:
+        check_base_env(env, env_id)
+    finally:
+        env.close()
