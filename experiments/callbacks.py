@@ -6,14 +6,36 @@ envs with test episodes (Mental Rotation). The monolithic baseline reports under
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from experiments.evaluation import bid_range_q_star, evaluate, evaluate_policy, evaluation_env
+from experiments.evaluation import bid_range_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env
 from experiments.transform_evaluation import evaluate_on_test, policy_chooser, society_chooser, test_env
 from rllib_society import (
     OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, log_env_steps, primitive_name,
 )
+
+
+logger = logging.getLogger(__name__)
+
+
+def guarded_evaluation(evaluate_once: Callable[[], dict], iteration: int, max_env_steps: int) -> dict:
+    """Runs one greedy evaluation so that it never ends training: time-outs get a warning line,
+    any error is logged with its cause and reported as ``eval_failed: 1`` for the iteration."""
+    try:
+        metrics = evaluate_once()
+    except Exception as error:  # noqa: BLE001 (an evaluation must not kill a training run)
+        logger.warning("iteration %d: greedy evaluation failed, training goes on: %s: %s",
+                       iteration, type(error).__name__, error, exc_info=True)
+        return {"eval_failed": 1}
+    if metrics.get("greedy_timeouts"):
+        logger.warning("iteration %d: %d greedy episode(s) did not end within %d env steps; "
+                       "their return is that of the cut episode (eval_max_steps).",
+                       iteration, metrics["greedy_timeouts"], max_env_steps)
+    return {**metrics, "eval_failed": 0}
 
 
 class SocietyMetricsCallback(SocietyMetrics):
@@ -27,6 +49,7 @@ class SocietyMetricsCallback(SocietyMetrics):
         self._eval_env = None
         self._test_env = None
         self._q_star = None
+        self._max_steps = None
 
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
@@ -36,18 +59,22 @@ class SocietyMetricsCallback(SocietyMetrics):
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = bid_range_q_star(society_config)
+            self._max_steps = eval_max_steps(society_config)
         modules = society_modules(algorithm)
-        if self._test_env is not None:
-            result[SOCIETY] = _test_metrics(self._test_env, society_chooser(modules), society_config)
-            return
-        evaluation = evaluate(
-            modules, self._eval_env, episodes=society_config["eval_episodes"],
-            seed=algorithm.config.seed, q_values=self._q_star,
-        )
-        mean_bids = evaluation.pop("mean_bids", None)
-        if mean_bids is not None:
-            evaluation["greedy_bid"] = {f"s{s}": bids for s, bids in mean_bids.items()}
-        result[SOCIETY] = evaluation
+
+        def evaluate_once() -> dict:
+            if self._test_env is not None:
+                return _test_metrics(self._test_env, society_chooser(modules), society_config)
+            evaluation = evaluate(
+                modules, self._eval_env, episodes=society_config["eval_episodes"],
+                seed=algorithm.config.seed, q_values=self._q_star, max_env_steps=self._max_steps,
+            )
+            mean_bids = evaluation.pop("mean_bids", None)
+            if mean_bids is not None:
+                evaluation["greedy_bid"] = {f"s{s}": bids for s, bids in mean_bids.items()}
+            return evaluation
+
+        result[SOCIETY] = guarded_evaluation(evaluate_once, algorithm.iteration, self._max_steps)
 
 
 class MonolithicMetricsCallback(RLlibCallback):
@@ -59,6 +86,7 @@ class MonolithicMetricsCallback(RLlibCallback):
         self._eval_config = None
         self._eval_env = None
         self._test_env = None
+        self._max_steps = None
 
     @override(RLlibCallback)
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
@@ -75,12 +103,16 @@ class MonolithicMetricsCallback(RLlibCallback):
             self._eval_config = env_config
             self._test_env = test_env(env_config["env"], env_config["env_config"])
             self._eval_env = None if self._test_env else BaseEnv(env_config)
+            self._max_steps = eval_max_steps(env_config)
         module = algorithm.get_module()
-        if self._test_env is not None:
-            result[SOCIETY] = _test_metrics(self._test_env, policy_chooser(module), env_config)
-        else:
-            result[SOCIETY] = evaluate_policy(
-                module, self._eval_env, env_config["eval_episodes"], seed=algorithm.config.seed)
+
+        def evaluate_once() -> dict:
+            if self._test_env is not None:
+                return _test_metrics(self._test_env, policy_chooser(module), env_config)
+            return evaluate_policy(module, self._eval_env, env_config["eval_episodes"],
+                                   seed=algorithm.config.seed, max_env_steps=self._max_steps)
+
+        result[SOCIETY] = guarded_evaluation(evaluate_once, algorithm.iteration, self._max_steps)
 
 
 def society_modules(algorithm) -> dict:

@@ -126,6 +126,10 @@ class ExperimentConfig(BaseModel):
     seed: int = 0
     eval_episodes: Annotated[int, Field(gt=0)] = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
+    eval_max_steps: Annotated[int, Field(gt=0)] | None = None
+    """Env steps after which a greedy evaluation episode is cut and counted as a time-out
+    (``greedy_timeouts``), so a policy that never ends cannot stall training. None: the env's
+    time limit, else 1,000."""
     init_checkpoint: str | None = None
     """Start from the trained modules of this run, trial or checkpoint folder (weights only, a
     fresh optimizer): e.g. transfer a pre-trained society to a new task. Module ids must match."""
@@ -154,6 +158,7 @@ class ExperimentConfig(BaseModel):
             "gamma": self.gamma,
             "reward_scale": self.reward_scale,
             "eval_episodes": self.eval_episodes,
+            "eval_max_steps": self.eval_max_steps,
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
             "option_done_action": self.option_done_action,
             "option_max_steps": self.option_max_steps,

@@ -12,10 +12,23 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from envs.q_values import optimal_q_values
-from rllib_society import AUCTION_INFO, EPISODE_INFO, AuctionEnv, greedy_bids, make_base_env, primitive_name
+from rllib_society import (
+    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
+)
 
-#: Safety cap for envs without a time limit.
-MAX_EVAL_STEPS = 1000
+#: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
+DEFAULT_EVAL_MAX_STEPS = 1000
+
+
+def eval_max_steps(society_config: dict[str, Any]) -> int:
+    """The env steps after which a greedy episode is cut: ``eval_max_steps``, else the env's
+    time limit, else `DEFAULT_EVAL_MAX_STEPS`."""
+    if society_config.get("eval_max_steps"):
+        return int(society_config["eval_max_steps"])
+    env = make_base_env(society_config["env"], society_config["env_config"])
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    env.close()
+    return int(limit or DEFAULT_EVAL_MAX_STEPS)
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
@@ -39,15 +52,17 @@ def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
 
 
 def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | None = None,
-                   frames: list | None = None):
-    """Runs one episode with mean bids. Returns (episode summary, [(state, primitive), ...]).
+                   frames: list | None = None, max_env_steps: int = DEFAULT_EVAL_MAX_STEPS):
+    """Runs one episode with mean bids, cut after the auction that reaches `max_env_steps` env
+    steps. Returns (episode summary with ``timeout``: whether it was cut, [(state, primitive),
+    ...]).
 
     With a `frames` list (and an env made with ``render_mode="rgb_array"``), appends one dict per
     auction, ``{"frame", "bids", "winner", "env_steps"}``, and the final frame.
     """
     observation, _ = env.reset(seed=seed)
     picks = []
-    for _ in range(MAX_EVAL_STEPS):
+    while True:
         state = env.state
         bids = greedy_bids(modules, observation[None])[0]
         if frames is not None:
@@ -57,34 +72,39 @@ def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | No
         picks.append((state, record["winner"] // env.clones))
         if frames is not None:
             frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps)
-        if terminated or truncated:
+        ended = terminated or truncated
+        if ended or env._env_steps >= max_env_steps:
+            summary = {**(record[EPISODE_INFO] if ended else env.episode_summary()), "timeout": not ended}
             if frames is not None:
                 frames.append({"frame": env.base_env.render(), "bids": None, "winner": None,
-                               "env_steps": env._env_steps, "return": record[EPISODE_INFO]["env_return"]})
-            return record[EPISODE_INFO], picks
-    raise RuntimeError(f"greedy episode did not end within {MAX_EVAL_STEPS} auction steps.")
+                               "env_steps": env._env_steps, "return": summary["env_return"]})
+            return summary, picks
 
 
-def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int | None = None) -> dict:
-    """Greedy return and length (env steps) of a single-agent policy taking its most likely
-    action; Discrete states are one-hot encoded, as RLlib's FlattenObservations does."""
-    returns, lengths = [], []
+def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int | None = None,
+                    max_env_steps: int = DEFAULT_EVAL_MAX_STEPS) -> dict:
+    """Greedy return, length (env steps) and time-outs (episodes cut at `max_env_steps`) of a
+    single-agent policy taking its most likely action; Discrete states are one-hot encoded, as
+    RLlib's FlattenObservations does."""
+    returns, lengths, timeouts = [], [], 0
     for episode in range(episodes):
         state, _ = env.reset(seed=None if seed is None else seed + episode)
         total, steps, done = 0.0, 0, False
-        while not done and steps < MAX_EVAL_STEPS:
+        while not done and steps < max_env_steps:
             obs = np.eye(env.observation_space.n)[state] if isinstance(
                 env.observation_space, gym.spaces.Discrete) else state
             with torch.no_grad():
                 logits = module.forward_inference(
                     {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]}
                 )[Columns.ACTION_DIST_INPUTS]
-            state, reward, terminated, truncated, _ = env.step(int(logits.argmax(-1)[0]))
-            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+            state, reward, terminated, truncated, info = env.step(int(logits.argmax(-1)[0]))
+            total, done = total + float(reward), terminated or truncated
+            steps += info.get(OPTION_STEPS, 1)
         returns.append(total)
         lengths.append(steps)
+        timeouts += not done
     return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths)),
-            "greedy_success": float(np.mean(np.array(returns) > 0))}
+            "greedy_success": float(np.mean(np.array(returns) > 0)), "greedy_timeouts": timeouts}
 
 
 def evaluation_env(society_config: dict[str, Any]) -> AuctionEnv:
@@ -98,13 +118,15 @@ def evaluate(
     episodes: int = 1,
     seed: int | None = None,
     q_values: np.ndarray | None = None,
+    max_env_steps: int = DEFAULT_EVAL_MAX_STEPS,
 ) -> dict[str, Any]:
     """Greedy return, mean bids per state and bid error of a society, run on `env` (see
     `evaluation_env`).
 
     Returns:
         ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps),
-        ``greedy_success`` (share of episodes with a positive return: TwoRooms' success), and for
+        ``greedy_success`` (share of episodes with a positive return: TwoRooms' success),
+        ``greedy_timeouts`` (episodes cut at `max_env_steps`, their return as cut), and for
         Discrete observations ``mean_bids`` as ``{state: {primitive: bid}}``; with `q_values` also
         ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
         society visits and picks.
@@ -112,7 +134,8 @@ def evaluate(
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
     for episode in range(episodes):
-        summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode)
+        summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode,
+                                                max_env_steps=max_env_steps)
         summaries.append(summary)
         if discrete:  # (state, primitive) pairs, for the bid error
             picks.update(episode_picks)
@@ -120,6 +143,7 @@ def evaluate(
         "greedy_return": float(np.mean([s["env_return"] for s in summaries])),
         "greedy_length": float(np.mean([s["env_steps"] for s in summaries])),
         "greedy_success": float(np.mean([s["env_return"] > 0 for s in summaries])),
+        "greedy_timeouts": sum(s["timeout"] for s in summaries),
     }
     if discrete:
         bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))

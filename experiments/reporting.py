@@ -60,6 +60,10 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
     )
     if BID_ERROR in flat:
         line += f" | bid_err {flat[BID_ERROR]:.3f}"
+    if flat.get("society/greedy_timeouts"):
+        line += f" | greedy timeouts {int(flat['society/greedy_timeouts'])}"
+    if flat.get("society/eval_failed"):
+        line += " | evaluation FAILED (see the log)"
     if flat.get(EPISODE_ENV_STEPS, 0) > 1.05 * flat.get(ENV_STEPS, 0):  # options: several per step
         line += f" | option env steps {int(flat[EPISODE_ENV_STEPS]):,d}"
     if "society/test_accuracy" in flat:
@@ -115,6 +119,8 @@ def build_summary(
         "greedy_return": flat.get(GREEDY_RETURN),
         "greedy_length": flat.get("society/greedy_length"),
         "greedy_success": flat.get("society/greedy_success"),
+        "greedy_timeouts": flat.get("society/greedy_timeouts"),
+        "eval_failed": flat.get("society/eval_failed"),
     }
     for key in TEST_METRICS:
         if f"society/{key}" in flat:
@@ -161,6 +167,10 @@ def results_table(summary: dict[str, Any]) -> str:
         ("greedy length (env steps)", _fmt(summary["greedy_length"])),
         ("greedy success (return > 0)", _fmt(summary.get("greedy_success"))),
     ]
+    if summary.get("greedy_timeouts"):
+        rows.append(("greedy episodes cut (time-outs)", summary["greedy_timeouts"]))
+    if summary.get("eval_failed"):
+        rows.append(("last evaluation", "FAILED (see the log)"))
     if "bid_error" in summary:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
     rows += [(f"{key.replace('_', ' ')} (held out)", _fmt(summary[key]))

@@ -33,6 +33,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "gamma": 0.99,
     "reward_scale": 1.0,
     "eval_episodes": 1,
+    "eval_max_steps": None,
     "options": [],
     "option_done_action": None,
     "option_max_steps": None,
@@ -127,6 +128,8 @@ class AuctionEnv(gym.Env):
         gamma: the society's discount, applied inside the utilities.
         reward_scale: env rewards are multiplied by it before the auction.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
+        eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
+            timed out (None: the env's time limit, else 1,000).
         options: pre-trained options as the primitives instead of the env's actions: RLlib
             checkpoints of single-agent policies (or objects with ``act(obs) -> action``).
         option_done_action: the env action with which an option says it is done.
@@ -188,7 +191,7 @@ class AuctionEnv(gym.Env):
             "last": last,
         }
         if last:
-            record[EPISODE_INFO] = self._episode_summary()
+            record[EPISODE_INFO] = self.episode_summary()
         self.state = state
         return self._encode(state), reward, terminated, truncated, {AUCTION_INFO: record}
 
@@ -222,9 +225,10 @@ class AuctionEnv(gym.Env):
         one_hot[int(state)] = 1.0
         return one_hot
 
-    def _episode_summary(self) -> dict[str, Any]:
-        """Per-episode metrics: env return (env units), win frequency, mean bid and mean utility
-        per auction step of each primitive."""
+    def episode_summary(self) -> dict[str, Any]:
+        """Metrics of the episode so far (the last step's record holds them when it ends): env
+        return (env units), env and auction steps, and per primitive its win frequency, mean
+        bid and mean utility per auction step."""
         bids = np.array(self._history["bids"])
         active = np.broadcast_to(self.active, bids.shape)
         utilities = episode_utilities(

@@ -55,7 +55,8 @@ class SocietyPPOConfig(PPOConfig):
                 clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
                 gamma: float = NotProvided, reward_scale: float = NotProvided, options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
-                eval_episodes: int = NotProvided, sampler: str = NotProvided) -> "SocietyPPOConfig":
+                eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
+                sampler: str = NotProvided) -> "SocietyPPOConfig":
         """Sets the society and everything that depends on it: the env, one module per
         primitive, the policy mapping, PPO's gamma and lambda, and the sampler's env runner and
         learner.
@@ -68,7 +69,8 @@ class SocietyPPOConfig(PPOConfig):
             reward_scale: env rewards are multiplied by it. options: pre-trained options as the
                 primitives (checkpoints, or objects with ``act(obs)``), with
                 option_done_action and option_max_steps.
-            eval_episodes: greedy evaluation episodes per iteration (the metrics callback's).
+            eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
+                cut after eval_max_steps env steps (None: the env's time limit, else 1,000).
             sampler: "fast" (the society's env runner and learner) or "stock" (RLlib's).
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "sampler") and v is not NotProvided}

@@ -98,3 +98,16 @@ def test_existing_output_is_not_overwritten(short_run):
     output, _ = short_run
     done = run("--stop-timesteps", "800", "--output", str(output))
     assert done.returncode != 0 and "not empty" in done.stderr
+
+
+def test_a_greedy_episode_that_never_ends_is_cut_and_training_goes_on(tmp_path):
+    # Endless-v0 never ends and has no time limit: each greedy episode is cut at eval_max_steps.
+    output = tmp_path / "endless"
+    done = run("--env", "tests.endless_env:Endless-v0", "--stop-timesteps", "800", "--output", str(output),
+               "--set", "eval_episodes=2", "--set", "eval_max_steps=30")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "greedy timeouts 2" in done.stdout
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["env_steps"] >= 800 and summary["iterations"] == 2
+    assert (summary["greedy_timeouts"], summary["greedy_length"], summary["eval_failed"]) == (2, 30, 0)
+    assert "did not end within 30 env steps" in done.stdout + done.stderr

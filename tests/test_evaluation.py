@@ -1,0 +1,36 @@
+"""Greedy evaluation never ends training: episodes are cut at a cap, errors are reported."""
+
+import logging
+
+import pytest
+
+from experiments.callbacks import guarded_evaluation
+from experiments.evaluation import DEFAULT_EVAL_MAX_STEPS, eval_max_steps
+
+
+@pytest.mark.parametrize(("env", "cap", "expected"), [
+    ("Chain-v0", None, 20),                          # the env's time limit
+    ("tests.endless_env:Endless-v0", None, DEFAULT_EVAL_MAX_STEPS),  # no time limit
+    ("Chain-v0", 7, 7),                              # the config's key wins
+])
+def test_the_greedy_cap_comes_from_the_config_else_the_time_limit_else_1000(env, cap, expected):
+    import envs  # noqa: F401 (registers Chain-v0)
+
+    assert eval_max_steps({"env": env, "env_config": {}, "eval_max_steps": cap}) == expected
+
+
+def test_an_evaluation_error_is_logged_and_reported_not_raised(caplog):
+    def broken():
+        raise KeyError("no such state")
+
+    with caplog.at_level(logging.WARNING):
+        metrics = guarded_evaluation(broken, iteration=3, max_env_steps=10)
+    assert metrics == {"eval_failed": 1}
+    assert "iteration 3: greedy evaluation failed, training goes on: KeyError" in caplog.text
+
+
+def test_time_outs_are_counted_and_warned(caplog):
+    with caplog.at_level(logging.WARNING):
+        metrics = guarded_evaluation(lambda: {"greedy_return": 0.5, "greedy_timeouts": 2}, 1, 10)
+    assert metrics == {"greedy_return": 0.5, "greedy_timeouts": 2, "eval_failed": 0}
+    assert "2 greedy episode(s) did not end within 10 env steps" in caplog.text
