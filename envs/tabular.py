@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.q_values import optimal_q_values
+from rllib_society import optimal_q_values
 
 #: ``P[s][a] = [(prob, next_state, reward, terminated), ...]``, gymnasium's toy-text convention.
 TransitionTable = dict[int, dict[int, list[tuple[float, int, float, bool]]]]

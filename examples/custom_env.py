@@ -53,7 +53,7 @@ if __name__ == "__main__":
 
     config = (
         SocietyPPOConfig()
-        .society(env="Corridor-v0", auction="ccv", clones=2)
+        .society(env="Corridor-v0", auction="ccv", clones=2, value_range=[0, 1])  # returns lie in [0, 1]
         .env_runners(num_env_runners=0)
         .training(lr=1e-2, train_batch_size_per_learner=400, minibatch_size=128)
     )

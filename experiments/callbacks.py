@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 
-from experiments.evaluation import bid_range_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env
+from experiments.evaluation import coverable_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env
 from experiments.transform_evaluation import evaluate_on_test, policy_chooser, society_chooser, test_env
 from rllib_society import (
     OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, log_env_steps, primitive_name,
@@ -58,7 +58,7 @@ class SocietyMetricsCallback(SocietyMetrics):
             self._eval_config = society_config
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
-            self._q_star = bid_range_q_star(society_config)
+            self._q_star = coverable_q_star(society_config)
             self._max_steps = eval_max_steps(society_config)
         modules = society_modules(algorithm)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rllib_society import AUCTIONS, DROPOUT_UNITS
+from rllib_society import AUCTIONS, DROPOUT_UNITS, check_value_range, retired_reward_scale
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
@@ -65,8 +65,12 @@ class ExperimentConfig(BaseModel):
     auction reaches low-value primitives too)."""
     gamma: Annotated[float, Field(ge=0, le=1)] = 0.99
     """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
-    reward_scale: Annotated[float, Field(gt=0)] = 1.0
-    """Env rewards are multiplied by this before the auction; returns stay in env units."""
+    value_range: list[float] | None = None
+    """[lo, hi]: the env values that bids 0 and 1 stand for, b = (Q - lo) / (hi - lo), with the
+    rewards mapped so that the optimal policy is kept (`rllib_society.value_range`). None: [0, 1]
+    widened to hold Q* (envs with a transition table P), else every return the env's reward
+    range and time limit allow. Reports stay in env units. Replaces reward_scale: s, which is
+    [0, 1/s]."""
     options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (RLlib checkpoints of single-agent policies), in
     place of the env's actions; each runs until it emits `option_done_action`."""
@@ -156,7 +160,7 @@ class ExperimentConfig(BaseModel):
             "dropout": self.dropout,
             "dropout_unit": self.dropout_unit,
             "gamma": self.gamma,
-            "reward_scale": self.reward_scale,
+            "value_range": self.value_range,
             "eval_episodes": self.eval_episodes,
             "eval_max_steps": self.eval_max_steps,
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
@@ -186,6 +190,14 @@ class ExperimentConfig(BaseModel):
         if not _is_lr(lr):
             raise ValueError("a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
         return lr
+
+    @field_validator("value_range")
+    @classmethod
+    def _value_range(cls, value_range):
+        try:
+            return value_range if value_range is None else list(check_value_range(value_range))
+        except ValueError:
+            raise ValueError("None or [lo, hi], two finite numbers with lo < hi") from None
 
     @field_validator("conv_filters")
     @classmethod
@@ -225,6 +237,8 @@ CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 def make_config(values: dict[str, Any]) -> ExperimentConfig:
     """`ExperimentConfig(**values)`, with pydantic's errors reworded as `ValueError`s naming
     the field, its value and what is allowed (unknown keys with the nearest names)."""
+    if "reward_scale" in values:  # retired in session 7
+        raise retired_reward_scale(values["reward_scale"])
     for key in values:
         check_key(key)
     try:

@@ -11,9 +11,9 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from envs.q_values import optimal_q_values
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
+    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, optimal_q_values,
+    primitive_name, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
@@ -32,21 +32,23 @@ def eval_max_steps(society_config: dict[str, Any]) -> int:
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
-    """Q* of the wrapped env in bid units (reward_scale * Q*), when it exposes a toy-text
-    transition table `P`; else None."""
+    """Q* of the wrapped env (env units), when it exposes a toy-text transition table `P`; else
+    None."""
     env = make_base_env(society_config["env"], society_config["env_config"])
     table = getattr(env.unwrapped, "P", None)
     env.close()
     if table is None:
         return None
-    return society_config["reward_scale"] * optimal_q_values(table, society_config["gamma"])
+    return optimal_q_values(table, society_config["gamma"])
 
 
-def bid_range_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
-    """Q* in bid units when truthful bids can equal it (all of it within [0, 1]); else None, as
-    for Duality, whose Q* reaches 50 (spec: judge it by return and winners)."""
+def coverable_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* (env units) when truthful bids can stand for it (all of it within the society's
+    value range); else None, as for Duality, whose Q* reaches 50 beyond its range [0, 10] (spec:
+    judge it by return and winners)."""
     values = q_star(society_config)
-    if values is None or values.min() < 0 or values.max() > 1:
+    lo, hi = society_config["value_range"]
+    if values is None or values.min() < lo - 1e-9 or values.max() > hi + 1e-9:
         return None
     return values
 
@@ -127,9 +129,11 @@ def evaluate(
         ``greedy_return`` (mean env return), ``greedy_length`` (mean env steps),
         ``greedy_success`` (share of episodes with a positive return: TwoRooms' success),
         ``greedy_timeouts`` (episodes cut at `max_env_steps`, their return as cut), and for
-        Discrete observations ``mean_bids`` as ``{state: {primitive: bid}}``; with `q_values` also
-        ``bid_error``: the largest |mean bid - Q*| over the (state, primitive) pairs the greedy
-        society visits and picks.
+        Discrete observations ``mean_bids`` as ``{state: {primitive: value}}``, the values the
+        mean bids stand for (env units, `to_values`); with `q_values` (env units) also
+        ``bid_error``, the largest |value - Q*| over the (state, primitive) pairs the greedy
+        society visits and picks, and ``bid_error_all``, over every primitive in the states it
+        visits (the paper's equilibrium: every bid is Q*, losers' too).
     """
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
@@ -146,11 +150,14 @@ def evaluate(
         "greedy_timeouts": sum(s["timeout"] for s in summaries),
     }
     if discrete:
-        bids = greedy_bids(modules, np.eye(env.base_env.observation_space.n))
+        values = to_values(greedy_bids(modules, np.eye(env.base_env.observation_space.n)), env.value_range)
         result["mean_bids"] = {
-            int(s): {primitive_name(k): float(bids[s, k]) for k in range(bids.shape[1])}
-            for s in range(len(bids))
+            int(s): {primitive_name(k): float(values[s, k]) for k in range(values.shape[1])}
+            for s in range(len(values))
         }
         if q_values is not None:
-            result["bid_error"] = float(max(abs(bids[s, k] - q_values[s, k]) for s, k in picks))
+            errors = np.abs(values - q_values)
+            visited = sorted({s for s, _ in picks})
+            result["bid_error"] = float(max(errors[s, k] for s, k in picks))
+            result["bid_error_all"] = float(errors[visited].max())
     return result

@@ -19,6 +19,7 @@ ENV_RETURN = "env_runners/society/env_return"
 EPISODE_ENV_STEPS = "env_runners/society/env_steps_lifetime"
 GREEDY_RETURN = "society/greedy_return"
 BID_ERROR = "society/bid_error"
+BID_ERROR_ALL = "society/bid_error_all"
 #: Held-out metrics of envs with test episodes (Mental Rotation), copied into summary.json.
 TEST_METRICS = ("test_accuracy", "floor_accuracy", "clean_accuracy", "inverse_rate")
 
@@ -60,6 +61,8 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
     )
     if BID_ERROR in flat:
         line += f" | bid_err {flat[BID_ERROR]:.3f}"
+    if BID_ERROR_ALL in flat:
+        line += f" (all {flat[BID_ERROR_ALL]:.3f})"
     if flat.get("society/greedy_timeouts"):
         line += f" | greedy timeouts {int(flat['society/greedy_timeouts'])}"
     if flat.get("society/eval_failed"):
@@ -131,7 +134,8 @@ def build_summary(
         summary["q_star"] = {
             str(s): {f"p{k}": float(q) for k, q in enumerate(row)} for s, row in enumerate(q_values)
         }
-        summary["bid_error"] = flat.get(BID_ERROR)  # None when Q* leaves the bid range [0, 1]
+        summary["bid_error"] = flat.get(BID_ERROR)  # None when Q* leaves the value range
+        summary["bid_error_all"] = flat.get(BID_ERROR_ALL)
     summary["checkpoint"] = checkpoint
     return summary
 
@@ -173,6 +177,7 @@ def results_table(summary: dict[str, Any]) -> str:
         rows.append(("last evaluation", "FAILED (see the log)"))
     if "bid_error" in summary:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
+        rows.append(("bid error, every primitive", _fmt(summary.get("bid_error_all"))))
     rows += [(f"{key.replace('_', ' ')} (held out)", _fmt(summary[key]))
              for key in TEST_METRICS if key in summary]
     if summary.get("env_steps_in_episodes", 0) > 1.05 * summary["env_steps"]:

@@ -4,7 +4,8 @@ Build a society with `SocietyPPOConfig` (an RLlib ``PPOConfig``)::
 
     from rllib_society import SocietyPPOConfig
 
-    config = SocietyPPOConfig().society(env="CartPole-v1", auction="ccv", clones=2)
+    config = SocietyPPOConfig().society(env="CartPole-v1", auction="ccv", clones=2,
+                                        value_range=[0, 100])  # discounted returns (gamma 0.99)
     algo = config.build_algo()
     algo.train()
     algo.get_module("p0")  # primitive 0's RLlib module
@@ -47,6 +48,13 @@ _LAZY = {
     "log_env_steps": "rllib_society.metrics",
     "OptionsEnv": "rllib_society.options",
     "OPTION_STEPS": "rllib_society.options",
+    "bid_reward": "rllib_society.value_range",
+    "check_value_range": "rllib_society.value_range",
+    "retired_reward_scale": "rllib_society.value_range",
+    "default_value_range": "rllib_society.value_range",
+    "to_bids": "rllib_society.value_range",
+    "to_values": "rllib_society.value_range",
+    "optimal_q_values": "rllib_society.q_values",
 }
 
 __all__ = ["AUCTIONS", "DROPOUT_UNITS", "clear_auctions", "episode_utilities", *_LAZY]

@@ -4,8 +4,8 @@ the state, the highest bidder's primitive acts on a wrapped gymnasium env (spec 
 Each env action is a primitive; each primitive bids through `clones` bidders that share its
 policy. This is the society's core: the multi-agent `SocietyEnv` steps one with the bids of its
 agent ids, and the fast path's `SocietyEnvRunner` steps a vector of them with whole bid vectors.
-The reward is the env reward; the info holds the auction record (`AUCTION_INFO`), from which the
-exact utilities are computed once the next step's bids are known.
+The reward is the env reward in bid units (`value_range`); the info holds the auction record
+(`AUCTION_INFO`), from which the exact utilities are computed once the next step's bids are known.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from rllib_society.auction import clear_auctions, episode_utilities
 from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
+from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
 #: Key of the auction record in each step's info dict.
 AUCTION_INFO = "auction"
@@ -31,7 +32,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "dropout": 0.0,
     "dropout_unit": "agent",
     "gamma": 0.99,
-    "reward_scale": 1.0,
+    "value_range": None,
     "eval_episodes": 1,
     "eval_max_steps": None,
     "options": [],
@@ -89,6 +90,26 @@ class BaseEnv(gym.Wrapper):
         return state, reward, terminated or truncated, False, info
 
 
+def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = None) -> tuple[float, float]:
+    """The config's ``value_range`` checked, or the env's `default_value_range` when it is None.
+
+    Raises:
+        ValueError: on a bad range, or the retired ``reward_scale`` key.
+    """
+    if "reward_scale" in society_config:
+        raise retired_reward_scale(society_config["reward_scale"])
+    if society_config.get("value_range") is not None:
+        return check_value_range(society_config["value_range"])
+    made = env is None
+    env = make_base_env(society_config["env"], society_config["env_config"]) if made else env
+    try:
+        return default_value_range(env, society_config.get("gamma", DEFAULT_SOCIETY_CONFIG["gamma"]),
+                                   society_config["env"])
+    finally:
+        if made:
+            env.close()
+
+
 def count_primitives(society_config: dict[str, Any]) -> int:
     """How many primitives a society has: its options, else its env's actions."""
     if society_config.get("options"):
@@ -126,7 +147,8 @@ class AuctionEnv(gym.Env):
         dropout_unit: "agent" (each bidder on its own, the spec's) or "primitive" (a primitive's
             clones sit out together, so an active primitive always bids against its twin).
         gamma: the society's discount, applied inside the utilities.
-        reward_scale: env rewards are multiplied by it before the auction.
+        value_range: [lo, hi], the env values the bids 0 and 1 stand for (`value_range`
+            module); None: `default_value_range` of the env.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -137,8 +159,8 @@ class AuctionEnv(gym.Env):
 
     Observations are the wrapped env's state (Discrete states one-hot). The action holds one bid
     in [0, 1] per bidder, bidder ``k * clones + c`` being clone c of primitive k; the bids of
-    bidders sitting out are ignored. The reward is the (scaled) env reward of the winner's
-    primitive; the info holds the auction record (`AUCTION_INFO`).
+    bidders sitting out are ignored. The reward is the env reward of the winner's primitive mapped
+    to bid units (`bid_reward`); the info holds the auction record (`AUCTION_INFO`).
     """
 
     def __init__(self, config: dict | None = None):
@@ -146,6 +168,7 @@ class AuctionEnv(gym.Env):
         self.config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
         self.base_env = make_primitive_env(self.config)
         check_base_env(self.base_env, self.config["env"])
+        self.value_range = resolve_value_range(self.config, self.base_env)
         self.num_primitives = int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
         self.num_bidders = self.num_primitives * self.clones
@@ -175,8 +198,8 @@ class AuctionEnv(gym.Env):
         state, env_reward, discount, terminated, truncated = self.apply_primitive(
             winner // self.clones
         )
-        reward = env_reward * self.config["reward_scale"]
         last = terminated or truncated
+        reward = bid_reward(env_reward, discount, last, self.value_range)
         for key, value in zip(self._history, (bids, reward, discount, env_reward)):
             self._history[key].append(value)
 
@@ -187,6 +210,7 @@ class AuctionEnv(gym.Env):
             "winner": winner,
             "price": float(prices[0]),
             "reward": reward,
+            "env_reward": env_reward,
             "discount": discount,
             "last": last,
         }

@@ -11,7 +11,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModul
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
-from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, primitive_name
+from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, primitive_name, resolve_value_range
 from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOLearner
@@ -53,7 +53,7 @@ class SocietyPPOConfig(PPOConfig):
 
     def society(self, *, env: str = NotProvided, env_config: dict = NotProvided, auction: str = NotProvided,
                 clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
-                gamma: float = NotProvided, reward_scale: float = NotProvided, options: list = NotProvided,
+                gamma: float = NotProvided, value_range: list = NotProvided, options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
                 eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided) -> "SocietyPPOConfig":
@@ -66,9 +66,10 @@ class SocietyPPOConfig(PPOConfig):
             auction: "v", "ccv", "bb" or "env": the utility every bidder is rewarded with.
             clones: bidders per primitive. dropout, dropout_unit: agent dropout ("agent" or
                 "primitive"). gamma: the society's discount (inside the utilities).
-            reward_scale: env rewards are multiplied by it. options: pre-trained options as the
-                primitives (checkpoints, or objects with ``act(obs)``), with
-                option_done_action and option_max_steps.
+            value_range: [lo, hi], the env values bids 0 and 1 stand for (None: from the env's Q*,
+                else its reward range and time limit; see `rllib_society.value_range`).
+            options: pre-trained options as the primitives (checkpoints, or objects with
+                ``act(obs)``), with option_done_action and option_max_steps.
             eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
                 cut after eval_max_steps env steps (None: the env's time limit, else 1,000).
             sampler: "fast" (the society's env runner and learner) or "stock" (RLlib's).
@@ -81,7 +82,9 @@ class SocietyPPOConfig(PPOConfig):
             self.sampler = sampler
         env_runner_cls, learner_class, multi_rl_module_class = _SAMPLERS[self.sampler]
         module_ids = [primitive_name(k) for k in range(count_primitives(config))]
-        self.environment(SocietyEnv, env_config=config, normalize_actions=False, clip_actions=False)
+        # The env config holds the value range resolved once (not by every env from Q*).
+        env_config = {**config, "value_range": list(resolve_value_range(config))}
+        self.environment(SocietyEnv, env_config=env_config, normalize_actions=False, clip_actions=False)
         self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
         self.rl_module(rl_module_spec=MultiRLModuleSpec(
             multi_rl_module_class=multi_rl_module_class,

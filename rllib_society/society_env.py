@@ -44,7 +44,7 @@ class SocietyEnv(MultiAgentEnv):
     """A gymnasium env with Discrete actions, run as an auction among RLlib agents.
 
     Config: the keys of `AuctionEnv` (``env``, ``env_config``, ``auction``, ``clones``,
-    ``dropout``, ``gamma``, ``reward_scale``, ``options``, ...). Each agent observes the wrapped
+    ``dropout``, ``gamma``, ``value_range``, ``options``, ...). Each agent observes the wrapped
     env's state (Discrete states one-hot) and acts with a bid in [0, 1]; bidders sitting out an
     episode get no observation in it. Rewards are the exact utilities of ``auction``. Each
     agent's info holds the auction record of the step (`AUCTION_INFO`).

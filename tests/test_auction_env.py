@@ -29,16 +29,19 @@ def test_gymnasium_accepts_the_env():
     check_env(make(), skip_render_check=True)
 
 
-def test_winner_acts_and_the_reward_is_the_scaled_env_reward():
-    env = make(clones=2, reward_scale=0.5)
+def test_winner_acts_and_the_reward_is_the_env_reward_in_bid_units():
+    env = make(clones=2, value_range=[-1.0, 1.0])  # bids 0..1 stand for values -1..1
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs, np.eye(7)[0])
+    rewards = []
     for step in range(5):  # Right (p1) outbids Left (p0) five times: the goal
         obs, reward, terminated, truncated, info = env.step(bid(env, [0.2, 0.6]))
+        rewards.append(reward)
     record = info[AUCTION_INFO]
     assert terminated and not truncated and record["last"]
     assert record["winner"] == 2 and record["price"] == pytest.approx(0.6)  # twin tie: c0 wins
-    assert reward == pytest.approx(0.4)
+    # Env reward 0 on the way: (0 + (1 - 0.99) * 1) / 2; the goal's 0.8 ends it: (0.8 + 1) / 2.
+    np.testing.assert_allclose(rewards, [0.005] * 4 + [0.9])
     summary = record[EPISODE_INFO]
     assert summary["env_return"] == pytest.approx(0.8)  # env units, not scaled
     assert summary["env_steps"] == summary["auction_steps"] == 5

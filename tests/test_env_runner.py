@@ -36,7 +36,8 @@ def fast(fragment, **overrides):
     return runner, algo_config.build_learner(spaces=runner.get_spaces())
 
 
-def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], auction: str, clones: int):
+def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], auction: str, clones: int,
+                     value_range=(0.0, 1.0)):
     """Per module, the (bid, utility) of every auction the chunks hold, from the oracle over all
     its episode's auctions: those in chunks and those still `pending` in the runner."""
     records = defaultdict(list)
@@ -46,7 +47,7 @@ def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], aucti
     for episode_id, handed in records.items():
         ordered = handed + pending.get(episode_id, [])
         assert [r["step"] for r in ordered] == list(range(len(ordered)))  # no auction twice or lost
-        for (t, b), utility in oracle(ordered, auction).items():
+        for (t, b), utility in oracle(ordered, auction, value_range).items():
             if t < len(handed):
                 samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
     return samples
@@ -68,13 +69,13 @@ def learner_samples(learner, samples_per_call):
 @pytest.mark.parametrize("fragment", FRAGMENTS)
 def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment, case):
     overrides = dict(CASES[case]) if case != "options" else {
-        "options_env": OPTIONS, "reward_scale": 2.0, "conv_filters": [[4, [3, 3], 2]], "vf_share_layers": True}
+        "options_env": OPTIONS, "value_range": [-0.25, 0.5], "conv_filters": [[4, [3, 3], 2]], "vf_share_layers": True}
     runner, learner = fast(fragment, **overrides)
     env = runner.auction_envs[0]
     samples_per_call = [runner.sample(random_actions=False) for _ in range(8)]
     chunks = [c for call in samples_per_call for c in call]
     pending = {open_.id_: open_.rows["records"] for open_ in runner._open}
-    expected = expected_samples(chunks, pending, env.config["auction"], env.clones)
+    expected = expected_samples(chunks, pending, env.config["auction"], env.clones, env.value_range)
     got = learner_samples(learner, samples_per_call)
     checked = 0
     for module_id, pairs in expected.items():
@@ -95,7 +96,7 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
 
 
 def test_the_stock_env_pays_the_same_utilities_for_the_same_bids():
-    runner, _ = fast("complete", auction="v", reward_scale=0.5, gamma=0.9, clones=3)
+    runner, _ = fast("complete", auction="v", value_range=[-2.0, 0.5], gamma=0.9, clones=3)
     chunks = [c for _ in range(3) for c in runner.sample()]
     assert chunks and all(c.is_done for c in chunks)
     env = SocietyEnv(runner.auction_envs[0].config)
@@ -117,7 +118,7 @@ def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
 
     config = load_config("configs/chain.yaml", {"num_env_runners": 2, "num_cpus_per_env_runner": 0.5,
                                                 "num_envs_per_env_runner": 2, "rollout_fragment_length": 5,
-                                                "dropout": 0.3, "reward_scale": 0.5})
+                                                "dropout": 0.3, "value_range": [-1.0, 2.0]})
     algo = society_ppo_config(config).build_algo()
     try:
         learner = algo.learner_group._learner
@@ -128,7 +129,7 @@ def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
             samples_per_call = [call[runner][0] for call in calls]
             pending = calls[-1][runner][1]
             expected = expected_samples([c for chunks in samples_per_call for c in chunks], pending,
-                                        config.auction, config.clones)
+                                        config.auction, config.clones, config.value_range)
             got = learner_samples(learner, samples_per_call)
             assert expected
             for module_id, pairs in expected.items():

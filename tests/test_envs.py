@@ -13,7 +13,7 @@ from envs.bandit import BanditEnv
 from envs.chain import ChainEnv
 from envs.duality import DualityEnv
 from envs.tabular import TabularEnv
-from envs.q_values import optimal_q_values
+from rllib_society import optimal_q_values
 
 GAMMA = 0.99
 LEFT, RIGHT = 0, 1

@@ -39,7 +39,7 @@ OPTIONS = {"env": "TwoRooms-Pretrain-v0", "options": [Constant(FORWARD), Constan
 
 @pytest.mark.parametrize("config", [
     {"env": "Chain-v0"},
-    {"env": "MentalRotation-v0"},
+    {"env": "MentalRotation-v0", "value_range": [0, 1]},
     OPTIONS,
 ], ids=["chain", "mental_rotation", "tworooms_options"])
 def test_rllibs_own_checker_passes(config):
@@ -56,8 +56,11 @@ def test_agent_ids_map_to_their_primitives_module():
 # ------------------------------------------------------------------------------ exact credit
 
 
-def oracle(records: list[dict], auction: str) -> dict[tuple[int, int], float]:
-    """{(step, bidder): utility} of every active bidder at every auction of one episode."""
+def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tuple[int, int], float]:
+    """{(step, bidder): utility} of every active bidder at every auction of one episode, with the
+    env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
+    (R - lo) / (hi - lo) at the episode's last auction."""
+    lo, hi = value_range
 
     def clear(record):
         active = [b for b in range(len(record["bids"])) if record["active"][b]]
@@ -79,14 +82,16 @@ def oracle(records: list[dict], auction: str) -> dict[tuple[int, int], float]:
             _, next_winner, next_price = clear(records[t + 1])
             next_bid = records[t + 1]["bids"][next_winner]
         bid = record["bids"][winner]
+        shift = lo if record["last"] else (1 - record["discount"]) * lo
+        reward = (record["env_reward"] - shift) / (hi - lo)
         if auction == "env":
-            won = record["reward"]
+            won = reward
         elif auction == "v":
-            won = record["reward"] + record["discount"] * next_bid - price
+            won = reward + record["discount"] * next_bid - price
         elif auction == "ccv":
-            won = record["reward"] + record["discount"] * next_price - price
+            won = reward + record["discount"] * next_price - price
         else:  # bb
-            won = record["reward"] + record["discount"] * next_bid - bid
+            won = reward + record["discount"] * next_bid - bid
         for b in active:
             utilities[(t, b)] = won if b == winner else 0.0
     return utilities
@@ -105,7 +110,7 @@ def auction_records(chunks) -> dict[str, dict[int, dict]]:
     return records
 
 
-def expected_samples(chunks, auction: str, clones: int, later=()) -> dict[str, list[tuple[float, float]]]:
+def expected_samples(chunks, auction: str, clones: int, later=(), value_range=(0.0, 1.0)) -> dict[str, list[tuple[float, float]]]:
     """Per module, the (bid, utility) of every auction whose utility the sampled chunks decide:
     every auction followed by a sampled one, and every episode's last. `later` chunks only fill
     in records."""
@@ -113,7 +118,7 @@ def expected_samples(chunks, auction: str, clones: int, later=()) -> dict[str, l
     samples = defaultdict(list)
     for episode_id, sampled in auction_records(chunks).items():
         ordered = [known[episode_id][t] for t in range(len(known[episode_id]))]  # every step, in order
-        utilities = oracle(ordered, auction)
+        utilities = oracle(ordered, auction, value_range)
         for (t, b), utility in utilities.items():
             if t + 1 in sampled or (t in sampled and ordered[t]["last"]):
                 samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
@@ -136,8 +141,10 @@ def learner_samples(learner, samples_per_call) -> dict[str, list[tuple[float, fl
     return samples
 
 
-def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction, clones, later=()):
-    expected = expected_samples([c for chunks in samples_per_call for c in chunks], auction, clones, later)
+def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction, clones, later=(),
+                                              value_range=(0.0, 1.0)):
+    expected = expected_samples([c for chunks in samples_per_call for c in chunks], auction, clones, later,
+                                value_range)
     got = learner_samples(learner, samples_per_call)
     assert set(got) <= set(expected)
     total = 0
@@ -152,7 +159,7 @@ def assert_each_auction_once_with_its_utility(learner, samples_per_call, auction
 
 CASES = {
     "ccv": {"auction": "ccv"},
-    "v_scaled": {"auction": "v", "reward_scale": 0.5},
+    "v_value_range": {"auction": "v", "value_range": [-0.5, 1.5]},
     "bb_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4},
     "env_dropout_by_primitive": {"auction": "env", "dropout": 0.5, "dropout_unit": "primitive"},
 }
@@ -177,7 +184,8 @@ def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(
     if fragment != "complete":
         assert any(not chunk.is_done for chunks in samples_per_call for chunk in chunks)
     checked = assert_each_auction_once_with_its_utility(learner, samples_per_call, config.auction, config.clones,
-                                                        later=runner.sample(random_actions=False))
+                                                        later=runner.sample(random_actions=False),
+                                                        value_range=config.value_range or (0.0, 1.0))
     assert checked >= 40
     runner.stop()
 
@@ -185,7 +193,7 @@ def test_stock_runner_and_learner_train_every_auction_once_on_its_exact_utility(
 def test_two_remote_stock_env_runners_train_every_auction_once(ray_session):
     config, algo_config = stock_config(10, num_env_runners=2, num_cpus_per_env_runner=0.5, dropout=0.3,
                                        train_batch_size_per_learner=60, minibatch_size=60,
-                                       reward_scale=0.5)
+                                       value_range=[-1.0, 2.0])
     algo = algo_config.build_algo()
     try:
         learner = algo.learner_group._learner
@@ -193,7 +201,8 @@ def test_two_remote_stock_env_runners_train_every_auction_once(ray_session):
                  for _ in range(5)]
         for runner in range(2):
             checked = assert_each_auction_once_with_its_utility(
-                learner, [call[runner] for call in calls[:-1]], config.auction, config.clones, later=calls[-1][runner])
+                learner, [call[runner] for call in calls[:-1]], config.auction, config.clones, later=calls[-1][runner],
+                value_range=config.value_range)
             assert checked >= 40
     finally:
         algo.stop()
