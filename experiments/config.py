@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rllib_society import AUCTIONS, DROPOUT_UNITS, check_value_range, retired_reward_scale
+from rllib_society import AUCTIONS, DROPOUT_UNITS, TRUNCATIONS, check_value_range, retired_reward_scale
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
@@ -71,6 +71,11 @@ class ExperimentConfig(BaseModel):
     widened to hold Q* (envs with a transition table P), else every return the env's reward
     range and time limit allow. Reports stay in env units. Replaces reward_scale: s, which is
     [0, 1/s]."""
+    truncation: Literal[TRUNCATIONS] = "end"
+    """What a time-limit cut means: "end" (the end of the task: the cut auction's lookahead is 0,
+    as in the paper's code; the monolithic baseline treats it as a termination) or "bootstrap"
+    (only a cut: the cut auction is paid the cut state's price, as if the episode went on, and
+    the baseline's PPO bootstraps; sampler: fast only). Q* and the bid error follow it."""
     options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (RLlib checkpoints of single-agent policies), in
     place of the env's actions; each runs until it emits `option_done_action`."""
@@ -161,6 +166,7 @@ class ExperimentConfig(BaseModel):
             "dropout_unit": self.dropout_unit,
             "gamma": self.gamma,
             "value_range": self.value_range,
+            "truncation": self.truncation,
             "eval_episodes": self.eval_episodes,
             "eval_max_steps": self.eval_max_steps,
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
@@ -218,6 +224,9 @@ class ExperimentConfig(BaseModel):
         if not (self.standardize_advantages or self.sampler == "fast"):
             raise FieldError("standardize_advantages", self.standardize_advantages,
                              "true with sampler: stock (RLlib's GAE always standardizes advantages)")
+        if self.truncation == "bootstrap" and self.sampler == "stock":
+            raise FieldError("truncation", self.truncation,
+                             "end with sampler: stock (RLlib's learner would train the pricing auction's bids)")
         if self.minibatch_size > self.train_batch_size_per_learner:
             raise FieldError("minibatch_size", self.minibatch_size,
                              f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")

@@ -12,8 +12,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, optimal_q_values,
-    primitive_name, to_values,
+    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, finite_horizon_q_values, greedy_bids, make_base_env,
+    optimal_q_values, primitive_name, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
@@ -31,22 +31,33 @@ def eval_max_steps(society_config: dict[str, Any]) -> int:
     return int(limit or DEFAULT_EVAL_MAX_STEPS)
 
 
-def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
-    """Q* of the wrapped env (env units), when it exposes a toy-text transition table `P`; else
-    None."""
+def q_star_by_step(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* of the wrapped env (env units) as the society's ``truncation`` sees it, when the env
+    exposes a toy-text transition table `P` (else None), as an array (T, states, actions) by env
+    step t of an episode: with ``end`` and a time limit H, the cut ends the task, so step t's Q*
+    has H - t steps left (T = H); otherwise Q* does not depend on t (T = 1)."""
     env = make_base_env(society_config["env"], society_config["env_config"])
     table = getattr(env.unwrapped, "P", None)
+    limit = env.spec.max_episode_steps if env.spec is not None else None
     env.close()
     if table is None:
         return None
-    return optimal_q_values(table, society_config["gamma"])
+    if society_config.get("truncation", "end") == "end" and limit:
+        return finite_horizon_q_values(table, society_config["gamma"], limit)[:0:-1]  # Q[H - t]
+    return optimal_q_values(table, society_config["gamma"])[None]
+
+
+def q_star(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* (env units, states x actions) at the start of an episode (`q_star_by_step`), or None."""
+    by_step = q_star_by_step(society_config)
+    return None if by_step is None else by_step[0]
 
 
 def coverable_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
-    """Q* (env units) when truthful bids can stand for it (all of it within the society's
+    """`q_star_by_step` when truthful bids can stand for it (all of it within the society's
     value range); else None, as for Duality, whose Q* reaches 50 beyond its range [0, 10] (spec:
     judge it by return and winners)."""
-    values = q_star(society_config)
+    values = q_star_by_step(society_config)
     lo, hi = society_config["value_range"]
     if values is None or values.min() < lo - 1e-9 or values.max() > hi + 1e-9:
         return None
@@ -56,8 +67,8 @@ def coverable_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
 def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | None = None,
                    frames: list | None = None, max_env_steps: int = DEFAULT_EVAL_MAX_STEPS):
     """Runs one episode with mean bids, cut after the auction that reaches `max_env_steps` env
-    steps. Returns (episode summary with ``timeout``: whether it was cut, [(state, primitive),
-    ...]).
+    steps. Returns (episode summary with ``timeout``: whether it was cut, [(env step, state,
+    winning primitive), ...] of its auctions).
 
     With a `frames` list (and an env made with ``render_mode="rgb_array"``), appends one dict per
     auction, ``{"frame", "bids", "winner", "env_steps"}``, and the final frame.
@@ -65,13 +76,14 @@ def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | No
     observation, _ = env.reset(seed=seed)
     picks = []
     while True:
-        state = env.state
+        state, step = env.state, env._env_steps
         bids = greedy_bids(modules, observation[None])[0]
         if frames is not None:
             frames.append({"frame": env.base_env.render(), "bids": bids})
         observation, _, terminated, truncated, info = env.step(np.repeat(bids, env.clones))
         record = info[AUCTION_INFO]
-        picks.append((state, record["winner"] // env.clones))
+        if not record["pricing"]:
+            picks.append((step, state, record["winner"] // env.clones))
         if frames is not None:
             frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps)
         ended = terminated or truncated
@@ -130,10 +142,11 @@ def evaluate(
         ``greedy_success`` (share of episodes with a positive return: TwoRooms' success),
         ``greedy_timeouts`` (episodes cut at `max_env_steps`, their return as cut), and for
         Discrete observations ``mean_bids`` as ``{state: {primitive: value}}``, the values the
-        mean bids stand for (env units, `to_values`); with `q_values` (env units) also
-        ``bid_error``, the largest |value - Q*| over the (state, primitive) pairs the greedy
-        society visits and picks, and ``bid_error_all``, over every primitive in the states it
-        visits (the paper's equilibrium: every bid is Q*, losers' too).
+        mean bids stand for (env units, `to_values`); with `q_values` (env units, by env step as
+        `q_star_by_step` gives it) also ``bid_error``, the largest |value - Q*| over the (step,
+        state, primitive) the greedy society visits and picks, and ``bid_error_all``, over every
+        primitive at the (step, state) it visits (the paper's equilibrium: every bid is Q*,
+        losers' too).
     """
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
@@ -141,7 +154,7 @@ def evaluate(
         summary, episode_picks = greedy_episode(env, modules, None if seed is None else seed + episode,
                                                 max_env_steps=max_env_steps)
         summaries.append(summary)
-        if discrete:  # (state, primitive) pairs, for the bid error
+        if discrete:  # (env step, state, primitive), for the bid error
             picks.update(episode_picks)
     result: dict[str, Any] = {
         "greedy_return": float(np.mean([s["env_return"] for s in summaries])),
@@ -156,8 +169,9 @@ def evaluate(
             for s in range(len(values))
         }
         if q_values is not None:
-            errors = np.abs(values - q_values)
-            visited = sorted({s for s, _ in picks})
-            result["bid_error"] = float(max(errors[s, k] for s, k in picks))
-            result["bid_error_all"] = float(errors[visited].max())
+            def errors(t: int, s: int) -> np.ndarray:
+                return np.abs(values[s] - q_values[min(t, len(q_values) - 1)][s])
+
+            result["bid_error"] = float(max(errors(t, s)[k] for t, s, k in picks))
+            result["bid_error_all"] = float(max(errors(t, s).max() for t, s, _ in picks))
     return result

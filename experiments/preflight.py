@@ -34,6 +34,10 @@ def validate(config: ExperimentConfig) -> None:
             raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
                              f"must be a run, trial or checkpoint folder of a finished run.") from None
     check_env(config.env, config.env_config)
+    if config.algo == "society":
+        from rllib_society import resolve_value_range
+
+        resolve_value_range(config.society_config())  # the env bounds its values, or the user must
 
 
 def importable_env_id(env_id: str) -> str:

@@ -29,6 +29,8 @@ _LAZY = {
     "primitive_name": "rllib_society.auction_env",
     "AUCTION_INFO": "rllib_society.auction_env",
     "EPISODE_INFO": "rllib_society.auction_env",
+    "TRUNCATIONS": "rllib_society.auction_env",
+    "resolve_value_range": "rllib_society.auction_env",
     "SocietyMultiRLModule": "rllib_society.society_module",
     "bid_inputs": "rllib_society.society_module",
     "greedy_bids": "rllib_society.society_module",
@@ -55,6 +57,7 @@ _LAZY = {
     "to_bids": "rllib_society.value_range",
     "to_values": "rllib_society.value_range",
     "optimal_q_values": "rllib_society.q_values",
+    "finite_horizon_q_values": "rllib_society.q_values",
 }
 
 __all__ = ["AUCTIONS", "DROPOUT_UNITS", "clear_auctions", "episode_utilities", *_LAZY]

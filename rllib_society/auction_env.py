@@ -23,6 +23,9 @@ from rllib_society.value_range import bid_reward, check_value_range, default_val
 AUCTION_INFO = "auction"
 #: Key of the episode summary, added to the auction record of an episode's last step.
 EPISODE_INFO = "episode"
+#: What a time-limit cut means: the end of the task (lookahead 0, the paper's code), or only a
+#: cut (the cut auction is paid the next state's price, as if the episode went on).
+TRUNCATIONS = ("end", "bootstrap")
 
 DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "env": "Chain-v0",
@@ -33,6 +36,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "dropout_unit": "agent",
     "gamma": 0.99,
     "value_range": None,
+    "truncation": "end",
     "eval_episodes": 1,
     "eval_max_steps": None,
     "options": [],
@@ -44,11 +48,14 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
 def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
     """(T, bidders) utilities of T consecutive auction records of one episode
     (`episode_utilities`): exact for every record but the last, whose lookahead is taken as 0,
-    which is exact only when it ended the episode."""
-    return episode_utilities(
+    which is exact only when it ended the episode. A pricing auction (``truncation:
+    bootstrap``) only prices the cut state: its own row is 0."""
+    utilities = episode_utilities(
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
     )
+    utilities[[bool(r.get("pricing")) for r in records]] = 0.0
+    return utilities
 
 
 def primitive_name(primitive: int) -> str:
@@ -77,17 +84,23 @@ class BaseEnv(gym.Wrapper):
     """The primitives' env alone (`make_primitive_env`), from the same config keys as
     `AuctionEnv`: RLlib's single-agent env for the monolithic baseline.
 
-    A time-limit cut ends the episode as a termination, so PPO does not bootstrap there: the
-    society's default (spec section 2: the lookahead is 0 at a cut). Bootstrapping would also
-    let an option that burns the clock look as good as the state it started from.
+    With ``truncation: end`` (the default) a time-limit cut ends the episode as a termination,
+    so PPO does not bootstrap there, as the society's utilities do (spec section 2: the
+    lookahead is 0 at a cut; bootstrapping would also let an option that burns the clock look as
+    good as the state it started from). With ``bootstrap`` the cut stays a truncation, which
+    RLlib's PPO bootstraps with its value function.
     """
 
     def __init__(self, config: dict | None = None):
-        super().__init__(make_primitive_env(config or {}))
+        config = {**DEFAULT_SOCIETY_CONFIG, **(config or {})}
+        super().__init__(make_primitive_env(config))
+        self.cut_ends_task = config["truncation"] == "end"
 
     def step(self, action):
         state, reward, terminated, truncated, info = self.env.step(action)
-        return state, reward, terminated or truncated, False, info
+        if self.cut_ends_task:
+            return state, reward, terminated or truncated, False, info
+        return state, reward, terminated, truncated, info
 
 
 def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = None) -> tuple[float, float]:
@@ -149,6 +162,9 @@ class AuctionEnv(gym.Env):
         gamma: the society's discount, applied inside the utilities.
         value_range: [lo, hi], the env values the bids 0 and 1 stand for (`value_range`
             module); None: `default_value_range` of the env.
+        truncation: "end" (a time-limit cut ends the task: the cut auction's lookahead is 0) or
+            "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
+            auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -181,6 +197,7 @@ class AuctionEnv(gym.Env):
         )
         self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
         self.active = np.ones(self.num_bidders, dtype=bool)
+        self.pricing = False  # whether the next step is a cut's pricing auction
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
@@ -188,6 +205,7 @@ class AuctionEnv(gym.Env):
         self.active = self._sample_active()
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r")}
         self._env_steps = 0
+        self.pricing = False
         self.state = state
         return self._encode(state), {}
 
@@ -195,11 +213,13 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         winners, prices = clear_auctions(bids[None], self.active[None])
         winner = int(winners[0])
-        state, env_reward, discount, terminated, truncated = self.apply_primitive(
-            winner // self.clones
-        )
-        last = terminated or truncated
-        reward = bid_reward(env_reward, discount, last, self.value_range)
+        if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
+            state, env_reward, discount, terminated, truncated = self.state, 0.0, 1.0, False, True
+        else:
+            state, env_reward, discount, terminated, truncated = self.apply_primitive(winner // self.clones)
+        cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
+        last = (terminated or truncated) and not cut
+        reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
         for key, value in zip(self._history, (bids, reward, discount, env_reward)):
             self._history[key].append(value)
 
@@ -213,11 +233,13 @@ class AuctionEnv(gym.Env):
             "env_reward": env_reward,
             "discount": discount,
             "last": last,
+            "pricing": self.pricing,
         }
         if last:
             record[EPISODE_INFO] = self.episode_summary()
         self.state = state
-        return self._encode(state), reward, terminated, truncated, {AUCTION_INFO: record}
+        self.pricing = cut
+        return self._encode(state), reward, terminated, truncated and not cut, {AUCTION_INFO: record}
 
     def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
         """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
@@ -259,6 +281,8 @@ class AuctionEnv(gym.Env):
             bids, self._history["rewards"], self._history["discounts"],
             self.config["auction"], active,
         )
+        if self.pricing:  # the last row priced the cut state: not an auction of the episode
+            bids, active, utilities = bids[:-1], active[:-1], utilities[:-1]
         winners, _ = clear_auctions(bids, active)
         steps = len(bids)
         by_primitive = lambda x: x.reshape(steps, self.num_primitives, self.clones)  # noqa: E731
@@ -271,4 +295,5 @@ class AuctionEnv(gym.Env):
             "win_freq": np.bincount(winners // self.clones, minlength=self.num_primitives) / steps,
             "mean_bid": np.where(bid_counts > 0, bid_sums / np.maximum(bid_counts, 1), np.nan),
             "utility": by_primitive(utilities).sum(axis=(0, 2)) / steps,
+            "priced_cut": self.pricing,
         }

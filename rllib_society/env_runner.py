@@ -64,6 +64,9 @@ class AuctionChunk:
     sampled_steps: int = 0
     """Auctions its episode ran since its previous chunk: what the `sample()` call that returned
     it stepped (with complete episodes, the whole episode)."""
+    pricing: dict | None = None
+    """With ``truncation: bootstrap``, the record of the auction that priced the cut state: it
+    set the last row's lookahead, and is not a row itself (its bids earned nothing)."""
 
     def __len__(self) -> int:
         return len(self.bids)
@@ -78,8 +81,10 @@ class AuctionChunk:
         return float(self.utilities[:, self.active].sum())
 
     def get_infos(self, index: int) -> dict:
-        """The info of a row, as a single-agent episode's (``get_infos(-1)``: the last)."""
-        return {AUCTION_INFO: self.records[index]}
+        """The info of a step, as a single-agent episode's (``get_infos(-1)``: the last, which is
+        the pricing auction's when the episode was cut and priced)."""
+        records = self.records + ([self.pricing] if self.pricing is not None else [])
+        return {AUCTION_INFO: records[index]}
 
 
 @dataclass
@@ -160,11 +165,15 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         rows, records = episode.rows, episode.rows["records"]
         utilities = record_utilities(records, env.config["auction"]) if records else np.zeros((0, env.num_bidders))
         ready = len(records) if done else max(len(records) - 1, 0)
-        columns = {key: np.asarray(rows[key][:ready], dtype=np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
+        # A cut's pricing auction (truncation: bootstrap) set the cut auction's lookahead; its own
+        # bids earned nothing and are not trained.
+        train = ready - int(done and ready > 0 and bool(records[ready - 1].get("pricing")))
+        columns = {key: np.asarray(rows[key][:train], dtype=np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
         chunk = AuctionChunk(
             id_=episode.id_, **columns,
-            utilities=utilities[:ready].astype(np.float32), active=env.active.copy(),
-            records=records[:ready], is_done=done, sampled_steps=episode.sampled,
+            utilities=utilities[:train].astype(np.float32), active=env.active.copy(),
+            records=records[:train], is_done=done, sampled_steps=episode.sampled,
+            pricing=records[train] if train < ready else None,
         )
         for key in rows:
             del rows[key][:ready]

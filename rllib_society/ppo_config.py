@@ -11,7 +11,9 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModul
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
-from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG, count_primitives, primitive_name, resolve_value_range
+from rllib_society.auction_env import (
+    DEFAULT_SOCIETY_CONFIG, TRUNCATIONS, count_primitives, primitive_name, resolve_value_range,
+)
 from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOLearner
@@ -53,7 +55,8 @@ class SocietyPPOConfig(PPOConfig):
 
     def society(self, *, env: str = NotProvided, env_config: dict = NotProvided, auction: str = NotProvided,
                 clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
-                gamma: float = NotProvided, value_range: list = NotProvided, options: list = NotProvided,
+                gamma: float = NotProvided, value_range: list = NotProvided, truncation: str = NotProvided,
+                options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
                 eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided) -> "SocietyPPOConfig":
@@ -68,6 +71,8 @@ class SocietyPPOConfig(PPOConfig):
                 "primitive"). gamma: the society's discount (inside the utilities).
             value_range: [lo, hi], the env values bids 0 and 1 stand for (None: from the env's Q*,
                 else its reward range and time limit; see `rllib_society.value_range`).
+            truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
+                paid the cut state's price; needs sampler "fast").
             options: pre-trained options as the primitives (checkpoints, or objects with
                 ``act(obs)``), with option_done_action and option_max_steps.
             eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
@@ -120,5 +125,11 @@ def _check(config: dict[str, Any], sampler: str) -> None:
         raise ValueError(f"clones={config['clones']!r} is not allowed; clones must be an integer >= 1.")
     if not 0.0 <= config["dropout"] < 1.0:
         raise ValueError(f"dropout={config['dropout']!r} is not allowed; dropout must be in [0, 1).")
+    if config["truncation"] not in TRUNCATIONS:
+        raise ValueError(f"truncation={config['truncation']!r} is not allowed; allowed: {', '.join(TRUNCATIONS)}.")
+    if config["truncation"] == "bootstrap" and sampler == "stock":
+        raise ValueError("truncation='bootstrap' is not allowed with sampler='stock'; truncation must be 'end' "
+                         "there: RLlib's stock learner would train the bids of the pricing auction, which earn "
+                         "nothing. Use sampler='fast'.")
     if config["dropout_unit"] not in DROPOUT_UNITS:
         raise ValueError(f"dropout_unit={config['dropout_unit']!r} is not allowed; allowed: {', '.join(DROPOUT_UNITS)}.")

@@ -46,6 +46,23 @@ def optimal_q_values(
     raise RuntimeError(f"value iteration did not converge to tol={tol} within {max_iters} sweeps.")
 
 
+def finite_horizon_q_values(P: dict, gamma: float, horizon: int) -> np.ndarray:
+    """Q of a tabular MDP cut after `horizon` steps, the cut ending the task (no value after it):
+    ``Q[h]`` is Q* with h steps left (``Q[0]`` is 0), by backward induction. A state visited at
+    step t of an episode with time limit H has value ``Q[H - t]``.
+
+    Returns:
+        Array of shape (horizon + 1, n_states, n_actions).
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}.")
+    rewards, bootstrap = _expected_rewards_and_transitions(P)
+    q = np.zeros((horizon + 1, *rewards.shape))
+    for h in range(1, horizon + 1):
+        q[h] = rewards + gamma * bootstrap @ q[h - 1].max(axis=1)
+    return q
+
+
 def _expected_rewards_and_transitions(P: dict) -> tuple[np.ndarray, np.ndarray]:
     """Validates `P`; returns expected rewards R[s, a] and the non-terminated transition
     probabilities T[s, a, s'], so that Q = R + gamma * T @ V."""

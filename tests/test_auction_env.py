@@ -113,3 +113,35 @@ def test_dropped_bidders_cannot_win():
 def test_box_observations_pass_through():
     env = AuctionEnv({"env": "FrozenLake-v1", "env_config": {"is_slippery": False}})
     assert env.num_primitives == 4 and env.observation_space.shape == (16,)
+
+
+@pytest.mark.parametrize("truncation", ["end", "bootstrap"])
+def test_a_time_limit_cut_ends_the_task_or_is_priced(truncation):
+    # Chain's 20-step limit; Left (p0) always wins, so the episode is cut, never finished.
+    env = make(clones=1, auction="v", value_range=[-1.0, 1.0], truncation=truncation)
+    env.reset(seed=0)
+    records = []
+    for t in range(20):
+        _, reward, terminated, truncated, info = env.step(bid(env, [0.6, 0.2]))
+        records.append(info[AUCTION_INFO])
+    assert not terminated
+    cut = records[-1]
+    if truncation == "end":
+        assert truncated and cut["last"] and not cut["pricing"]
+        assert reward == pytest.approx((0 + 1) / 2)  # the cut ends the task: (R - lo) / (hi - lo)
+        summary = cut[EPISODE_INFO]
+    else:
+        assert not truncated and not cut["last"]  # the cut state is priced first
+        assert reward == pytest.approx((0 + (1 - 0.99) * 1) / 2)  # as if the episode went on
+        _, priced, terminated, truncated, info = env.step(bid(env, [0.7, 0.3]))
+        pricing = info[AUCTION_INFO]
+        assert truncated and not terminated and pricing["last"] and pricing["pricing"] and priced == 0
+        assert pricing["winner"] == 0 and pricing["price"] == pytest.approx(0.3)
+        summary = pricing[EPISODE_INFO]
+        assert summary["priced_cut"]
+    # The cut auction's Vickrey utility: its reward + gamma * the next winning bid - its price.
+    lookahead = 0.7 if truncation == "bootstrap" else 0.0
+    expected = cut["reward"] + 0.99 * lookahead - 0.2
+    assert summary["auction_steps"] == 20 and summary["env_steps"] == 20
+    by_hand = sum(r["reward"] + 0.99 * 0.6 - 0.2 for r in records[:-1]) + expected
+    assert summary["utility"][0] * 20 == pytest.approx(by_hand, abs=1e-6)

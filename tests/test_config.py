@@ -55,6 +55,11 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"sampler": "stock", "standardize_advantages": False}, [], r"standardize_advantages=False.*sampler: stock"),
         ({"batch_mode": "episodes"}, [], r"batch_mode='episodes'.*one of truncate_episodes, complete_episodes"),
         ({"rollout_fragment_length": 0}, [], r"rollout_fragment_length=0.*\"auto\" or an integer > 0"),
+        ({"truncation": "cut"}, [], r"truncation='cut'.*one of end, bootstrap"),
+        ({"sampler": "stock", "truncation": "bootstrap"}, [], r"truncation='bootstrap'.*end with sampler: stock"),
+        ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None or \[lo, hi\]"),
+        ({}, ["reward_scale=0.1"], r"reward_scale=0.1 is not allowed any more.*value_range: \[0, 1/s\] \(here \[0, 10\]\)"),
+        ({"env": "CartPole-v1"}, [], r"value_range=None is not allowed for env 'CartPole-v1'"),
     ],
 )
 def test_bad_input_names_the_field(overrides, sets, message):

@@ -40,12 +40,14 @@ def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], aucti
                      value_range=(0.0, 1.0)):
     """Per module, the (bid, utility) of every auction the chunks hold, from the oracle over all
     its episode's auctions: those in chunks and those still `pending` in the runner."""
-    records = defaultdict(list)
+    records, pricing = defaultdict(list), {}
     for chunk in chunks:
         records[chunk.id_] += chunk.records
+        if chunk.pricing is not None:  # truncation: bootstrap; the cut state's price, not a row
+            pricing[chunk.id_] = [chunk.pricing]
     samples = defaultdict(list)
     for episode_id, handed in records.items():
-        ordered = handed + pending.get(episode_id, [])
+        ordered = handed + pending.get(episode_id, []) + pricing.get(episode_id, [])
         assert [r["step"] for r in ordered] == list(range(len(ordered)))  # no auction twice or lost
         for (t, b), utility in oracle(ordered, auction, value_range).items():
             if t < len(handed):
@@ -65,11 +67,20 @@ def learner_samples(learner, samples_per_call):
     return got
 
 
-@pytest.mark.parametrize("case", [*CASES, "options"])
+FAST_CASES = {
+    **CASES,
+    "options": {"options_env": OPTIONS, "value_range": [-0.25, 0.5], "conv_filters": [[4, [3, 3], 2]],
+                "vf_share_layers": True},
+    # Chain cut at 6 steps (gym.make's max_episode_steps), the cuts priced (the stock path refuses it).
+    "ccv_bootstrap": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
+                      "env_config": {"max_episode_steps": 6}},
+}
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
 @pytest.mark.parametrize("fragment", FRAGMENTS)
 def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment, case):
-    overrides = dict(CASES[case]) if case != "options" else {
-        "options_env": OPTIONS, "value_range": [-0.25, 0.5], "conv_filters": [[4, [3, 3], 2]], "vf_share_layers": True}
+    overrides = dict(FAST_CASES[case])
     runner, learner = fast(fragment, **overrides)
     env = runner.auction_envs[0]
     samples_per_call = [runner.sample(random_actions=False) for _ in range(8)]
@@ -77,6 +88,8 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
     pending = {open_.id_: open_.rows["records"] for open_ in runner._open}
     expected = expected_samples(chunks, pending, env.config["auction"], env.clones, env.value_range)
     got = learner_samples(learner, samples_per_call)
+    if case == "ccv_bootstrap":  # cuts happened, and were priced
+        assert any(c.pricing is not None for c in chunks)
     checked = 0
     for module_id, pairs in expected.items():
         want, have = np.array(sorted(pairs)), np.array(sorted(got[module_id]))
@@ -90,7 +103,8 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
     if fragment == "complete":
         assert all(c.is_done for c in chunks)
     else:
-        assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) == stepped
+        priced = sum(c.pricing is not None for c in chunks)  # pricing auctions: stepped, not trained
+        assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) + priced == stepped
         assert any(not c.is_done for c in chunks)
     runner.stop()
 

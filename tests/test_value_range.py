@@ -76,3 +76,13 @@ def test_the_default_range_is_q_star_widened_to_0_1_else_the_reward_range_else_a
 def test_bad_ranges_are_refused_by_name(bad):
     with pytest.raises(ValueError, match=r"value_range=.* is not allowed; value_range must be"):
         check_value_range(bad)
+
+
+def test_q_with_a_cut_that_ends_the_task_counts_the_steps_left():
+    import envs  # noqa: F401
+    from rllib_society import finite_horizon_q_values
+
+    table = gym.make("Chain-v0").unwrapped.P  # 5 steps Right from state 0 reach the goal's 0.8
+    q = finite_horizon_q_values(table, GAMMA, 30)
+    assert q[4][0, 1] == 0 and q[5][0, 1] == pytest.approx(0.8 * GAMMA ** 4)  # too few steps left: 0
+    np.testing.assert_allclose(q[30], optimal_q_values(table, GAMMA), atol=1e-12)
