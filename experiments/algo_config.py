@@ -11,6 +11,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from rllib_society import MODULES_SUBDIR, BaseEnv, latest_checkpoint, make_base_env, SocietyPPOConfig
 from experiments.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from experiments.config import ExperimentConfig, make_config
+from experiments.preflight import importable_env_id
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:
@@ -38,7 +39,7 @@ def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
     """Single-agent PPO whose actions are the primitives (the wrapped env's own actions), with
     the same networks, batch, budget and PPO settings as the society: the paper's baseline.
     Discrete states are one-hot encoded as for the bidders (RLlib's FlattenObservations)."""
-    env = make_base_env(config.env, config.env_config)
+    env = make_base_env(importable_env_id(config.env), config.env_config)  # in a trial's process too
     one_hot = isinstance(env.observation_space, gym.spaces.Discrete)
     env.close()
     algo_config = (

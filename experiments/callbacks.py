@@ -89,10 +89,13 @@ class MonolithicMetricsCallback(RLlibCallback):
         self._max_steps = None
 
     @override(RLlibCallback)
-    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+    def on_episode_end(self, *, episode, prev_episode_chunks=None, metrics_logger=None, **kwargs) -> None:
+        # `episode` is only the last chunk of an episode that spanned sample() calls.
+        chunks = [*(prev_episode_chunks or []), episode]
         # An option is one RLlib step but several env steps (its info says how many).
-        env_steps = sum(info.get(OPTION_STEPS, 1) for info in episode.get_infos()[1:])
-        for key, value in (("env_return", episode.get_return()), ("env_steps_per_episode", env_steps)):
+        env_steps = sum(info.get(OPTION_STEPS, 1) for chunk in chunks for info in chunk.get_infos()[1:])
+        env_return = sum(chunk.get_return() for chunk in chunks)
+        for key, value in (("env_return", env_return), ("env_steps_per_episode", env_steps)):
             metrics_logger.log_value((SOCIETY, key), float(value), reduce="mean", window=SMOOTHING_EPISODES)
         log_env_steps(metrics_logger, env_steps)
 

@@ -34,3 +34,26 @@ def test_time_outs_are_counted_and_warned(caplog):
         metrics = guarded_evaluation(lambda: {"greedy_return": 0.5, "greedy_timeouts": 2}, 1, 10)
     assert metrics == {"greedy_return": 0.5, "greedy_timeouts": 2, "eval_failed": 0}
     assert "2 greedy episode(s) did not end within 10 env steps" in caplog.text
+
+
+def test_the_baseline_counts_every_chunk_of_an_episode_that_spanned_sample_calls():
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
+    from experiments.callbacks import MonolithicMetricsCallback
+
+    class Chunk:  # an RLlib episode chunk: its own steps' rewards and infos (the first: reset/lookback)
+        def __init__(self, rewards, option_steps):
+            self.rewards, self.infos = rewards, [{}] + [{"option_steps": n} for n in option_steps]
+
+        def get_return(self):
+            return float(sum(self.rewards))
+
+        def get_infos(self):
+            return self.infos
+
+    logger = MetricsLogger()
+    MonolithicMetricsCallback().on_episode_end(
+        episode=Chunk([-1.0, 0.5], [1, 3]), prev_episode_chunks=[Chunk([-1.0] * 3, [1, 1, 2])],
+        metrics_logger=logger, env_index=0)
+    assert logger.peek(("society", "env_return")) == -3.5
+    assert logger.peek(("society", "env_steps_per_episode")) == 8

@@ -254,7 +254,7 @@ def test_bad_env_arguments_are_named(kwargs, field):
 def test_a_larger_library_gives_a_larger_society():
     from rllib_society.auction_env import AuctionEnv
 
-    society = AuctionEnv({"env": "MentalRotation-v0", "env_config": {"num_primitives": 10}})
+    society = AuctionEnv({"env": "MentalRotation-v0", "env_config": {"num_primitives": 10}, "value_range": [0, 1]})
     assert society.num_primitives == 10 and society.num_bidders == 20
 
 

@@ -30,7 +30,8 @@ class Scripted:
 def society(task: str, options, **config):
     env = AuctionEnv({
         "env": f"TwoRooms-{task}-v0", "env_config": {"agent_pos": (3, 2), "agent_dir": 0},
-        "options": options, "option_done_action": DONE, "gamma": GAMMA, "clones": 2, **config,
+        "options": options, "option_done_action": DONE, "gamma": GAMMA, "clones": 2, "value_range": [0, 1],
+        **config,
     })
     env.reset(seed=0)
     return env

@@ -104,7 +104,8 @@ def test_a_greedy_episode_that_never_ends_is_cut_and_training_goes_on(tmp_path):
     # Endless-v0 never ends and has no time limit: each greedy episode is cut at eval_max_steps.
     output = tmp_path / "endless"
     done = run("--env", "tests.endless_env:Endless-v0", "--stop-timesteps", "800", "--output", str(output),
-               "--set", "eval_episodes=2", "--set", "eval_max_steps=30")
+               "--set", "eval_episodes=2", "--set", "eval_max_steps=30",
+               "--set", "value_range=[0, 10]")  # 0.1 a step at most, forever: returns below 10
     assert done.returncode == 0, done.stderr[-3000:]
     assert "greedy timeouts 2" in done.stdout
     summary = json.loads((output / "summary.json").read_text())
