@@ -57,14 +57,16 @@ def search(
     results = fit(
         param_space, base, resume=resume, trial_dirname_creator=dirname,
         max_concurrent_trials=max_concurrent_trials,
-        callbacks=[_event_callback(on_event, dirname)] if on_event else None,
+        callbacks=[_event_callback(on_event, dirname, len(by_name))] if on_event else None,
     )
     return write_results(results, by_name, grid_keys, output, f"# {base.env}: {len(by_name)} trials, "
                          f"{base.stop_timesteps:,} env steps each, {time.time() - started:.0f} s")
 
 
-def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str]):
-    """A Tune callback that reports each trial's start, end (headline numbers) and error."""
+def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str], total: int):
+    """A Tune callback that reports each trial's start, end (headline numbers) and error, with
+    how many of the search's `total` trials are done, running and pending (Tune creates trials
+    lazily when their number of concurrent ones is capped, so its own list can be shorter)."""
     from ray.tune import Callback
 
     from experiments.reporting import GREEDY_RETURN, flatten
@@ -73,9 +75,8 @@ def _event_callback(on_event: Callable[[str], None], name: Callable[[Any], str])
         """``[done / running / pending of all]``, `trial` counted as `now` (Tune updates its
         status after the callback)."""
         status = [now if t is trial else t.status for t in trials]
-        done = sum(s in ("TERMINATED", "ERROR") for s in status)
-        return (f"[{done} done / {status.count('RUNNING')} running / {status.count('PENDING')} pending "
-                f"of {len(trials)}]")
+        done, running = sum(s in ("TERMINATED", "ERROR") for s in status), status.count("RUNNING")
+        return f"[{done} done / {running} running / {total - done - running} pending of {total}]"
 
     class EventCallback(Callback):
         def __init__(self):

@@ -200,6 +200,7 @@ class AuctionEnv(gym.Env):
         self.pricing = False  # whether the next step is a cut's pricing auction
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Starts an episode of the wrapped env and draws which bidders sit it out (dropout)."""
         super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
@@ -210,6 +211,8 @@ class AuctionEnv(gym.Env):
         return self._encode(state), {}
 
     def step(self, action: np.ndarray):
+        """One auction: the highest active bid's primitive acts (or, after a priced cut, nothing
+        does); returns the next state, the reward in bid units and the auction record."""
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         winners, prices = clear_auctions(bids[None], self.active[None])
         winner = int(winners[0])

@@ -72,12 +72,15 @@ class AuctionChunk:
         return len(self.bids)
 
     def env_steps(self) -> int:
+        """Auctions sampled for this chunk (RLlib's env steps of a society)."""
         return self.sampled_steps
 
     def agent_steps(self) -> int:
+        """Bids sampled for this chunk: auctions x active bidders."""
         return self.sampled_steps * int(self.active.sum())
 
     def get_return(self) -> float:
+        """The sum of the rows' utilities over the active bidders."""
         return float(self.utilities[:, self.active].sum())
 
     def get_infos(self, index: int) -> dict:

@@ -106,6 +106,7 @@ class SocietyPPOConfig(PPOConfig):
         return self
 
     def validate(self) -> None:
+        """RLlib's checks, plus: `.society()` was called, and PPO's gamma is 0 and lambda 1."""
         super().validate()
         if not self.society_config:
             raise ValueError("SocietyPPOConfig needs .society(env=..., auction=..., ...) before it is built.")

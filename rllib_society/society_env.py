@@ -65,6 +65,7 @@ class SocietyEnv(MultiAgentEnv):
         self.action_spaces = {agent: BID_SPACE for agent in self.possible_agents}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Starts an episode: the active bidders of the first auction's parity observe the state."""
         observation, _ = self.auction_env.reset(seed=seed, options=options)
         self._bidders = np.flatnonzero(self.auction_env.active)
         self.agents = [ids[b] for ids in self.ids for b in self._bidders]
@@ -72,6 +73,8 @@ class SocietyEnv(MultiAgentEnv):
         return {self.ids[0][b]: observation for b in self._bidders}, {}
 
     def step(self, action_dict: dict[str, Any]):
+        """One auction from the bids of this parity's ids; pays the previous auction's bidders their
+        utilities (and this one's too when the episode ends)."""
         parity = 0 if self._previous is None else (self._previous["step"] + 1) % 2
         bids = np.full(self.auction_env.num_bidders, np.nan)
         for b in self._bidders:

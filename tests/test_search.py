@@ -180,3 +180,4 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path):
     for trial, text in lines_before.items():  # untouched: not rerun
         assert (trial / "result.json").read_text() == text
     assert done.stdout.count("started ") <= 3 - len(first)  # only the unfinished trials ran
+    assert "pending of 3]" in done.stdout  # counts over the whole search, not Tune's lazy list
