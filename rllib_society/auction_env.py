@@ -117,7 +117,7 @@ def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = No
     env = make_base_env(society_config["env"], society_config["env_config"]) if made else env
     try:
         return default_value_range(env, society_config.get("gamma", DEFAULT_SOCIETY_CONFIG["gamma"]),
-                                   society_config["env"])
+                                   society_config["env"], society_config.get("truncation", "end"))
     finally:
         if made:
             env.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rllib_society.q_values import optimal_q_values
+from rllib_society.q_values import finite_horizon_q_values, optimal_q_values
 
 #: The bid range itself: the identity map, the paper's tasks' (their values lie in [0, 1]).
 UNIT_RANGE = (0.0, 1.0)
@@ -54,21 +54,25 @@ def to_values(bids: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
     return lo + np.asarray(bids, dtype=np.float64) * (hi - lo)
 
 
-def default_value_range(env, gamma: float, env_id: str = "env") -> tuple[float, float]:
+def default_value_range(env, gamma: float, env_id: str = "env", truncation: str = "end") -> tuple[float, float]:
     """The value range a society's bids cover when the config gives none: [0, 1] widened to
     hold Q* when the env exposes a toy-text table `P` (so bids are Q* itself whenever Q* fits,
     as on the paper's tasks), else to hold every discounted return that the env's
-    ``reward_range`` and time limit allow.
+    ``reward_range`` and time limit allow. With ``truncation: end`` and a time limit H, Q* is
+    the one the cut sees: Q* with 1..H steps left (`finite_horizon_q_values`).
 
     Raises:
         ValueError: naming ``value_range`` when the env tells neither.
     """
     table = getattr(env.unwrapped, "P", None)
+    horizon = env.spec.max_episode_steps if env.spec is not None else None
     if table is not None:
-        q_star = optimal_q_values(table, gamma)
+        if truncation == "end" and horizon:
+            q_star = finite_horizon_q_values(table, gamma, horizon)[1:]
+        else:
+            q_star = optimal_q_values(table, gamma)
         return min(0.0, float(q_star.min())), max(1.0, float(q_star.max()))
     reward_range = getattr(env.unwrapped, "reward_range", None)
-    horizon = env.spec.max_episode_steps if env.spec is not None else None
     if reward_range is not None and horizon and all(map(math.isfinite, reward_range)):
         steps = (1.0 - gamma ** horizon) / (1.0 - gamma) if gamma < 1 else float(horizon)
         low, high = reward_range
