@@ -91,6 +91,7 @@ def _shared_settings(algo_config: PPOConfig, config: ExperimentConfig) -> PPOCon
             delay_between_env_runner_restarts_s=config.env_runner_restart_delay_s,
         )
         .debugging(seed=config.seed)
+        .update_from_dict(dict(config.rllib))  # any other RLlib setting, checked by preflight
     )
 
 

@@ -27,7 +27,8 @@ def add_shared_flags(parser: argparse.ArgumentParser, default_config: str) -> No
                         "(default: inside --output)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, parsed as YAML (env_config.<name>=... for env "
-                             "arguments); repeatable, applied last")
+                             "arguments, rllib.<name>=... for any RLlib PPOConfig setting); repeatable, "
+                             "applied last")
 
 
 def shared_overrides(args: argparse.Namespace) -> dict[str, Any]:

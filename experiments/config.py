@@ -23,6 +23,8 @@ ALGOS = ("society", "monolithic")
 SAMPLERS = ("fast", "stock")
 #: RLlib's batch modes.
 BATCH_MODES = ("truncate_episodes", "complete_episodes")
+#: Keys holding a mapping that ``--set`` and grids reach one entry at a time: ``env_config.<name>``.
+DOTTED_KEYS = ("env_config", "rllib")
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
@@ -149,6 +151,11 @@ class ExperimentConfig(BaseModel):
     """Output folder; default runs/{env}__{auction}__c{clones}__s{seed}__{time}."""
     address: str | None = None
     """Address of an existing Ray cluster; None starts an embedded local Ray."""
+    rllib: dict[str, Any] = Field(default_factory=dict)
+    """Any other setting of RLlib's `PPOConfig`, by its attribute name, applied last (as
+    ``PPOConfig.update_from_dict`` does): ``rllib: {num_learners: 2, kl_coeff: 0.0}`` or
+    ``--set rllib.num_learners=2``. Names are checked against `PPOConfig` before Ray starts; the
+    settings this config or the society owns are refused with the key to use instead."""
     storage_path: str | None = None
     """Where Tune keeps trial folders and checkpoints: a folder every node of the cluster can
     reach (e.g. NFS). None keeps them inside the output folder."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from experiments.config import ExperimentConfig, check_key, make_config
+from experiments.config import DOTTED_KEYS, ExperimentConfig, check_key, make_config
 from experiments.preflight import validate
 
 
@@ -68,7 +68,8 @@ def load_config(
         path: optional YAML file with a flat mapping of config keys.
         overrides: values from explicit flags; None values mean "not given" and are skipped.
         sets: ``key=value`` strings (values parsed as YAML; ``env_config.<name>=<value>`` sets one
-            constructor argument of the env), applied last.
+            constructor argument of the env, ``rllib.<name>=<value>`` one RLlib setting), applied
+            last.
 
     Raises:
         ValueError: naming the bad key or value and what is allowed.
@@ -86,8 +87,9 @@ def load_config(
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for item in sets or []:
         key, value = parse_set(item)
-        if key.startswith("env_config."):
-            values["env_config"] = {**values.get("env_config", {}), key.split(".", 1)[1]: value}
+        section, dot, name = key.partition(".")
+        if dot and section in DOTTED_KEYS:  # env_config.<name>, rllib.<name>
+            values[section] = {**values.get(section, {}), name: value}
         else:
             values[key] = value
     config = make_config(values)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from experiments.config import ExperimentConfig, check_key, make_config
+from experiments.config import DOTTED_KEYS, ExperimentConfig, check_key, make_config
 from experiments.config_files import load_yaml
 from experiments.preflight import validate
 
@@ -41,7 +41,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
 
     Args:
         base: the config every trial starts from.
-        grid: config key (or ``env_config.<name>``) -> the values to try.
+        grid: config key (or ``env_config.<name>``, ``rllib.<name>``) -> the values to try.
         num_samples: trials (seeds) per grid point.
 
     Raises:
@@ -50,7 +50,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples} is not allowed; it must be >= 1.")
     for key, values in grid.items():
-        check_key(key.split(".", 1)[0] if key.startswith("env_config.") else key)
+        check_key(key.split(".", 1)[0] if key.split(".", 1)[0] in DOTTED_KEYS else key)
         if key in RUN_LEVEL_KEYS:
             raise ValueError(f"--grid {key}: {key} is the same for every trial of a search; "
                              "set it with its flag or --set (seeds: --seed and --num-samples).")
@@ -62,8 +62,9 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
         for point in points:
             values = base.to_dict()
             for key, value in zip(grid, point):
-                if key.startswith("env_config."):
-                    values["env_config"] = {**values["env_config"], key.split(".", 1)[1]: value}
+                section, dot, name = key.partition(".")
+                if dot and section in DOTTED_KEYS:
+                    values[section] = {**values[section], name: value}
                 else:
                     values[key] = value
             values["seed"] = base.seed + len(variants)
@@ -85,6 +86,7 @@ def trial_name(config: ExperimentConfig, grid_keys: list[str]) -> str:
 
 
 def grid_value(config: ExperimentConfig, key: str) -> Any:
-    if key.startswith("env_config."):
-        return config.env_config.get(key.split(".", 1)[1])
+    section, dot, name = key.partition(".")
+    if dot and section in DOTTED_KEYS:
+        return getattr(config, section).get(name)
     return getattr(config, key)

@@ -33,11 +33,46 @@ def validate(config: ExperimentConfig) -> None:
         except ValueError as error:
             raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
                              f"must be a run, trial or checkpoint folder of a finished run.") from None
+    check_rllib_settings(config.rllib)
     check_env(config.env, config.env_config)
     if config.algo == "society":
         from rllib_society import resolve_value_range
 
         resolve_value_range(config.society_config())  # the env bounds its values, or the user must
+
+
+#: PPOConfig settings this config sets from its own keys, or the society from its auction.
+OWNED_SETTINGS = {
+    "lr": "lr", "entropy_coeff": "entropy_coeff", "clip_param": "clip_param",
+    "vf_loss_coeff": "vf_loss_coeff", "grad_clip": "grad_clip", "num_epochs": "num_epochs",
+    "minibatch_size": "minibatch_size", "train_batch_size_per_learner": "train_batch_size_per_learner",
+    "num_env_runners": "num_env_runners", "num_envs_per_env_runner": "num_envs_per_env_runner",
+    "num_cpus_per_env_runner": "num_cpus_per_env_runner", "rollout_fragment_length": "rollout_fragment_length",
+    "batch_mode": "batch_mode", "seed": "seed", "gamma": "gamma (the society's discount lives in the utilities)",
+    "lambda_": "nothing: a society's PPO needs lambda 1", "env": "env", "env_config": "env_config",
+    "policies": "nothing: one module per primitive", "policy_mapping_fn": "nothing: clones map to their primitive",
+    "callbacks_class": "nothing: the run's metrics need its callbacks",
+    "delay_between_env_runner_restarts_s": "env_runner_restart_delay_s",
+}
+
+
+def check_rllib_settings(settings: dict) -> None:
+    """Raises ValueError for an ``rllib.<name>`` that is not a `PPOConfig` setting (with the
+    nearest names) or that this config owns (with its key)."""
+    import difflib
+
+    if not settings:
+        return
+    from ray.rllib.algorithms.ppo import PPOConfig  # imports RLlib, starts nothing
+
+    known = sorted(name for name in vars(PPOConfig()) if not name.startswith("_"))
+    for name in settings:
+        if name in OWNED_SETTINGS:
+            raise ValueError(f"rllib.{name} is not allowed: this config sets it; use {OWNED_SETTINGS[name]}.")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"rllib.{name} is not a setting of RLlib's PPOConfig.{hint}")
 
 
 def importable_env_id(env_id: str) -> str:

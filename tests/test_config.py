@@ -60,6 +60,9 @@ def test_env_config_set_reaches_the_env_constructor():
         ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None or \[lo, hi\]"),
         ({}, ["reward_scale=0.1"], r"reward_scale=0.1 is not allowed any more.*value_range: \[0, 1/s\] \(here \[0, 10\]\)"),
         ({"env": "CartPole-v1"}, [], r"value_range=None is not allowed for env 'CartPole-v1'"),
+        ({}, ["rllib.num_learner=2"], r"rllib.num_learner is not a setting of RLlib's PPOConfig. Did you mean num_learners"),
+        ({}, ["rllib.gamma=0.9"], r"rllib.gamma is not allowed: this config sets it; use gamma"),
+        ({}, ["rllib.lr=0.1"], r"rllib.lr is not allowed: this config sets it; use lr"),
     ],
 )
 def test_bad_input_names_the_field(overrides, sets, message):
@@ -118,3 +121,15 @@ def test_the_model_checks_assignments_and_documents_its_fields():
         config.clones = 0
     field = ExperimentConfig.model_fields["clones"]
     assert "Agent ids per primitive" in field.description  # the field's docstring
+
+
+def test_any_rllib_setting_reaches_the_ppo_config(tmp_path):
+    from experiments.algo_config import build_algo_config
+
+    path = tmp_path / "rllib.yaml"
+    path.write_text("env: Chain-v0\nrllib:\n  kl_coeff: 0.0\n  num_cpus_per_learner: 2\n")
+    config = load_config(path, None, ["rllib.num_learners=0", "rllib.use_kl_loss=false"])
+    assert config.rllib == {"kl_coeff": 0.0, "num_cpus_per_learner": 2, "num_learners": 0, "use_kl_loss": False}
+    algo_config = build_algo_config(config)
+    assert (algo_config.kl_coeff, algo_config.num_cpus_per_learner, algo_config.use_kl_loss) == (0.0, 2, False)
+    assert algo_config.gamma == 0.0  # the society's own settings stay

@@ -49,6 +49,12 @@ def test_env_config_keys_can_be_varied():
     assert [t.env_config for t in trials] == [{"is_slippery": True}, {"is_slippery": False}]
 
 
+def test_rllib_settings_can_be_varied():
+    trials = expand_grid(load_config(None, {}), {"rllib.kl_coeff": [0.0, 0.2]}, num_samples=1)
+    assert [t.rllib for t in trials] == [{"kl_coeff": 0.0}, {"kl_coeff": 0.2}]
+    assert [trial_name(t, ["rllib.kl_coeff"]) for t in trials] == ["kl_coeff=0.0_seed=0", "kl_coeff=0.2_seed=1"]
+
+
 @pytest.mark.parametrize(
     "grid, message",
     [
@@ -58,6 +64,7 @@ def test_env_config_keys_can_be_varied():
         ({"env_config.size": [3]}, r"env_config=\{'size': 3\} does not fit env 'Chain-v0'"),
         ({"stop_timesteps": [100, 200]}, r"stop_timesteps is the same for every trial"),
         ({"lr": []}, r"give at least one value"),
+        ({"rllib.kl_coef": [0.1]}, r"rllib.kl_coef is not a setting of RLlib's PPOConfig. Did you mean kl_coeff"),
     ],
 )
 def test_bad_grid_values_are_named(grid, message):
