@@ -1,4 +1,5 @@
-"""Shared test fixtures: one Ray instance per test session, and nothing written outside tmp."""
+"""Shared test fixtures: one Ray instance per test session, nothing written outside tmp, and each
+test marked with its kind (`pytest -m unit` runs the fast ones)."""
 
 import os
 import tempfile
@@ -23,3 +24,23 @@ def ray_session():
     init_ray()
     yield
     ray.shutdown()
+
+
+#: Test modules whose every test runs one of the project's scripts (a Ray run in a subprocess).
+SCRIPT_MODULES = {"test_run.py", "test_examples.py", "test_readme.py", "test_two_rooms_pipeline.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks each test with its kind: ``learning`` (marked in its module), ``cluster``
+    (test_cluster.py: real ``ray start`` clusters), ``integration`` (starts Ray or a script:
+    the ``ray_session`` fixture, a script module, or marked so), else ``unit``."""
+    for item in items:
+        kinds = {marker.name for marker in item.iter_markers()}
+        if "learning" in kinds:
+            continue
+        if item.path.name == "test_cluster.py":
+            item.add_marker(pytest.mark.cluster)
+        elif "integration" in kinds or "ray_session" in item.fixturenames or item.path.name in SCRIPT_MODULES:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -180,6 +180,7 @@ def test_digits_train_and_test_splits_are_disjoint_and_cover_the_dataset():
 # ----------------------------------------------------------------------------- classifier & env
 
 
+@pytest.mark.integration
 def test_classifier_is_trained_on_first_use_and_then_reused(tmp_path, capsys):
     path = tmp_path / "classifier.pt"
     first = load_classifier(ensure_classifier(path, "digits", CANVAS), CANVAS)
@@ -261,6 +262,7 @@ def test_a_larger_library_gives_a_larger_society():
 # ------------------------------------------------------------------------------ end to end
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("algo", ["society", "monolithic"])
 def test_run_py_reports_held_out_accuracy_and_draws_test_episodes(tmp_path, algo):
     output = tmp_path / algo

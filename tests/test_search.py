@@ -72,6 +72,7 @@ def test_bad_grid_values_are_named(grid, message):
         expand_grid(load_config("configs/chain.yaml"), grid, num_samples=1)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -99,6 +100,7 @@ def tiny_search(tmp_path_factory):
     return output, done.stdout
 
 
+@pytest.mark.integration
 def test_tiny_search_writes_one_row_per_trial(tiny_search):
     output, stdout = tiny_search
     table = pd.read_csv(output / "results.csv")
@@ -118,6 +120,7 @@ def test_tiny_search_writes_one_row_per_trial(tiny_search):
     assert "[4 done / 0 running / 0 pending of 4]  best so far: auction=" in stdout, stdout
 
 
+@pytest.mark.integration
 def test_tiny_search_tensorboard_shows_every_trial(tiny_search):
     output, _ = tiny_search
     table = pd.read_csv(output / "results.csv")
@@ -130,6 +133,7 @@ def test_tiny_search_tensorboard_shows_every_trial(tiny_search):
         assert "ray/tune/env_runners/society/mean_bid/p0" in scalars
 
 
+@pytest.mark.integration
 def test_tiny_search_summary_and_plots(tiny_search):
     output, _ = tiny_search
     summary = (output / "summary.md").read_text()
@@ -144,6 +148,7 @@ def test_tiny_search_summary_and_plots(tiny_search):
             assert (abs(pixels - target).max(axis=1) < 0.02).sum() > 50, (name, color)
 
 
+@pytest.mark.integration
 def test_failed_trial_is_reported_and_others_finish(tmp_path):
     output = tmp_path / "failing"
     done = search_cli("--env", "tests.failing_env:FailingChain-v0", "--grid", "env_config.fail_after=null,50",
@@ -157,6 +162,7 @@ def test_failed_trial_is_reported_and_others_finish(tmp_path):
     assert "ERROR: auction=ccv_fail_after=50_seed=1:" in done.stdout
 
 
+@pytest.mark.integration
 def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path):
     output = tmp_path / "interrupted"
     args = ["--auction", "v", "ccv", "bb", "--output", str(output), "--max-concurrent-trials", "1",
