@@ -45,7 +45,7 @@ class AuctionChunksToBatch(ConnectorV2):
         device = next(rl_module[rl_module.module_ids[0]].parameters()).device
         tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
         with torch.no_grad():
-            values = rl_module.values(tensor(obs)).cpu().numpy()  # (N, R)
+            values = rl_module.state_values(tensor(obs)).cpu().numpy()  # (N, R)
         obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
         for k, module_id in enumerate(rl_module.module_ids):
             bidders = slice(k * clones, (k + 1) * clones)

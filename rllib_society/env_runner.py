@@ -11,6 +11,7 @@ episode: nothing is dropped, for any fragment length or batch mode.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections import defaultdict
@@ -70,6 +71,25 @@ class AuctionChunk:
 
     def __len__(self) -> int:
         return len(self.bids)
+
+    def slice(self, rows: slice, len_lookback_buffer: int | None = None) -> AuctionChunk:
+        """Rows `rows` (a step-1 slice) as a chunk of the same episode: how RLlib's learner group
+        shards episodes across learners. The episode's end (``is_done``, the cut's ``pricing``)
+        and the sampled-step count stay with the piece that holds the last row, so shards add
+        up to the chunk. Bidders are memoryless: no lookback is needed."""
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError(f"an AuctionChunk slices with step 1, got {step}.")
+        last = stop == len(self)
+        return dataclasses.replace(
+            self, obs=self.obs[start:stop], bids=self.bids[start:stop], logp=self.logp[start:stop],
+            bid_inputs=self.bid_inputs[start:stop], utilities=self.utilities[start:stop],
+            records=self.records[start:stop], is_done=self.is_done and last,
+            sampled_steps=self.sampled_steps if last else 0, pricing=self.pricing if last else None,
+        )
+
+    def __getitem__(self, rows: slice) -> AuctionChunk:
+        return self.slice(rows)
 
     def env_steps(self) -> int:
         """Auctions sampled for this chunk (RLlib's env steps of a society)."""

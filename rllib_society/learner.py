@@ -205,7 +205,24 @@ class SocietyPPOLearner(PPOTorchLearner):
             slices_of(stack.grad, [gradients.get(params[k]) for k in self._trained], self._trained)
             for stack, params in stacks)
         self._stacked_gradients = (gradients, list(gradients.values()), stacks) if stacked else None
+        self._average_over_learners([stack.grad for stack, _ in stacks] if stacked else
+                                    [grad for grad in gradients.values() if grad is not None])
         return gradients
+
+    @staticmethod
+    def _average_over_learners(grads: list[torch.Tensor]) -> None:
+        """Data-parallel learners (``num_learners > 1``): each gradient averaged over the learners
+        in place, on the few stacked tensors when the stacked forward made them (each module's
+        gradients are views of their rows). RLlib's DDP hooks never see these gradients: the
+        stacked forward bypasses the modules' own parameters."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        world = torch.distributed.get_world_size()
+        if world == 1:
+            return
+        for grad in grads:
+            torch.distributed.all_reduce(grad)
+            grad.div_(world)
 
     def _gradient_stacks(self, gradients_dict, every_module: bool = False) -> list | None:
         """The module's ``(stack, parameters)`` pairs (`TiedMLPs`) when the gradients to apply

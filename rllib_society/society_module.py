@@ -130,7 +130,7 @@ class SocietyMultiRLModule(MultiRLModule):
             return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations)
         return self._parts["pi"](self._parts["actor"](observations)).transpose(0, 1)
 
-    def values(self, observations: torch.Tensor) -> torch.Tensor:
+    def state_values(self, observations: torch.Tensor) -> torch.Tensor:
         """(N, B): each primitive's value of each state (full modules, the learner's)."""
         if self._parts is None or self._parts["vf"] is None:
             return torch.stack([self._rl_modules[m].compute_values({Columns.OBS: observations})

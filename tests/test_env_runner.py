@@ -152,3 +152,18 @@ def test_two_remote_env_runners_hand_over_every_auction_once(ray_session):
                 np.testing.assert_allclose(have[:, 1], want[:, 1], atol=1e-5)
     finally:
         algo.stop()
+
+
+def test_a_chunk_slices_into_shards_that_add_up_to_it():
+    # RLlib's learner group shards episodes by slicing them (num_learners > 1).
+    runner, _ = fast("complete", auction="ccv")
+    chunk = max((c for _ in range(2) for c in runner.sample()), key=len)
+    cut = len(chunk) // 2
+    head, tail = chunk[:cut], chunk.slice(slice(cut, None), len_lookback_buffer=1)
+    assert (len(head), len(tail)) == (cut, len(chunk) - cut)
+    np.testing.assert_array_equal(np.concatenate([head.utilities, tail.utilities]), chunk.utilities)
+    np.testing.assert_array_equal(np.concatenate([head.bids, tail.bids]), chunk.bids)
+    assert head.records + tail.records == chunk.records and head.id_ == tail.id_ == chunk.id_
+    assert (head.is_done, tail.is_done) == (False, chunk.is_done)  # the end stays with the last piece
+    assert head.env_steps() + tail.env_steps() == chunk.env_steps()
+    runner.stop()

@@ -64,7 +64,7 @@ def test_stacked_mlps_compute_what_each_module_computes(vf_share_layers):
     obs = torch.rand(5, 7)
     batch = {m: {Columns.OBS: obs + 0.1 * k} for k, m in enumerate(module.module_ids)}
     stacked = module.forward_train(batch)
-    inputs, values = module.bid_inputs(obs), module.values(obs)
+    inputs, values = module.bid_inputs(obs), module.state_values(obs)
     for k, m in enumerate(module.module_ids):
         own = module[m].forward_train(batch[m])
         torch.testing.assert_close(stacked[m][Columns.ACTION_DIST_INPUTS], own[Columns.ACTION_DIST_INPUTS])
@@ -90,13 +90,13 @@ def test_stacked_weights_follow_the_modules_parameters():
     module = society({"fcnet_hiddens": [8], "vf_share_layers": False})
     obs = torch.rand(4, 7)
     own = lambda m: module[m].compute_values({Columns.OBS: obs})  # noqa: E731
-    module.values(obs)
+    module.state_values(obs)
     with torch.no_grad():
         module["p2"].vf.net.mlp[0].bias.add_(1.0)  # in place, as an optimizer step
-    torch.testing.assert_close(module.values(obs)[2], own("p2"))
+    torch.testing.assert_close(module.state_values(obs)[2], own("p2"))
     state = {k: v + 1.0 for k, v in module["p0"].state_dict().items()}
     module["p0"].load_state_dict(state, assign=True)  # new storage
-    torch.testing.assert_close(module.values(obs)[0], own("p0"))
+    torch.testing.assert_close(module.state_values(obs)[0], own("p0"))
     out = module.forward_train({m: {Columns.OBS: obs} for m in ("p0", "p2")})
     assert set(out) == {"p0", "p2"}
     torch.testing.assert_close(out["p2"][Columns.VF_PREDS], own("p2"))
@@ -116,7 +116,7 @@ def test_cnn_modules_run_one_after_the_other():
                      primitives=2, observation_space=gym.spaces.Box(0, 1, (16, 16, 1), np.float32))
     assert module._parts is None
     obs = torch.rand(3, 16, 16, 1)
-    assert module.bid_inputs(obs).shape == (3, 2, 2) and module.values(obs).shape == (2, 3)
+    assert module.bid_inputs(obs).shape == (3, 2, 2) and module.state_values(obs).shape == (2, 3)
     out = module.forward_train({m: {Columns.OBS: obs} for m in module.module_ids})
     assert out["p1"][Columns.ACTION_DIST_INPUTS].shape == (3, 2)
 
@@ -215,6 +215,31 @@ def test_frozen_primitives_stay_and_per_module_overrides_apply(ray_session):
         assert change["p1"] == 0.0  # frozen
         assert change["p0"] > 1e-3 and 0.0 < change["p2"] < 1e-4  # its own learning rate
         assert "policy_loss" in result["learners"]["p0"] and "policy_loss" not in result["learners"].get("p1", {})
+    finally:
+        algo.stop()
+
+
+def test_two_data_parallel_learners_keep_the_same_weights(ray_session):
+    # RLlib's LearnerGroup with 2 learner actors (gloo): each trains on its shard of the chunks;
+    # the stacked gradients are averaged over both, so their modules stay equal.
+    config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 32},
+                         ["rllib.num_learners=2", "rllib.num_cpus_per_learner=0.5"])
+    algo = build_algo_config(config).build_algo()
+    def each_learners_weights():
+        results = algo.learner_group.foreach_learner(
+            lambda learner: {m: {k: v.detach().clone() for k, v in learner.module[m].state_dict().items()}
+                             for m in ("p0", "p1")})
+        return [result.get() for result in results.result_or_errors]
+
+    try:
+        before, _ = each_learners_weights()
+        for _ in range(2):
+            algo.train()
+        first, second = each_learners_weights()
+        for m in first:
+            for k in first[m]:
+                torch.testing.assert_close(first[m][k], second[m][k], rtol=0, atol=0)
+        assert max(float((first["p1"][k] - before["p1"][k]).abs().max()) for k in first["p1"]) > 1e-4
     finally:
         algo.stop()
 
