@@ -27,6 +27,7 @@ from rllib_society.auction import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
 from experiments.config import ALGOS
 from experiments.config_files import load_config, load_grid
+from experiments.preflight import check_local_cpus
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.grid import expand_grid
 
             expand_grid(config, grid, 1)  # validates every trial before Ray starts
+        check_local_cpus([config])
     except ValueError as error:
         parser.error(str(error))
 

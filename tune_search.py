@@ -28,6 +28,7 @@ from pathlib import Path
 from rllib_society.auction import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
 from experiments.config_files import load_config, load_grid
+from experiments.preflight import check_local_cpus
 
 DEFAULT_CONFIG = "configs/chain.yaml"
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--max-concurrent-trials={args.max_concurrent_trials} is not allowed; "
                              "it must be >= 1 (or left out: as many as the CPUs allow).")
         trials = expand_grid(base, grid, num_samples)  # validates every trial before Ray starts
+        check_local_cpus(trials)
     except ValueError as error:
         parser.error(str(error))
 

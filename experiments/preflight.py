@@ -75,6 +75,33 @@ def check_rllib_settings(settings: dict) -> None:
             raise ValueError(f"rllib.{name} is not a setting of RLlib's PPOConfig.{hint}")
 
 
+def check_local_cpus(configs: list[ExperimentConfig]) -> None:
+    """Raises ValueError when a trial asks an embedded local Ray (no ``address``) for more CPUs
+    than this machine has: Tune would wait for them forever. The request is RLlib's own
+    (`Algorithm.default_resource_request`): the algorithm's process, its env runners, its
+    learners."""
+    import os
+
+    local = [config for config in configs if config.address is None]
+    if not local:
+        return
+    from ray.rllib.algorithms.ppo import PPO
+
+    from experiments.algo_config import build_algo_config
+
+    have = os.cpu_count() or 1
+    for config in local:
+        algo_config = build_algo_config(config)
+        need = PPO.default_resource_request(algo_config).required_resources.get("CPU", 0.0)
+        if need > have:
+            raise ValueError(
+                f"a trial needs {need:g} CPUs (1 for the algorithm, num_env_runners="
+                f"{algo_config.num_env_runners} x num_cpus_per_env_runner={algo_config.num_cpus_per_env_runner:g}, "
+                f"rllib.num_learners={algo_config.num_learners} x rllib.num_cpus_per_learner="
+                f"{algo_config.num_cpus_per_learner}) but this machine has {have}: lower those (fractions are "
+                f"fine), or join a cluster with --address.")
+
+
 def importable_env_id(env_id: str) -> str:
     """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
     package, which registers them, in whichever process makes the env (a remote env runner too),

@@ -115,6 +115,24 @@ def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
+def test_a_local_run_asking_more_cpus_than_the_machine_has_fails_before_ray_starts(capsys, monkeypatch):
+    import os
+
+    import run
+    from experiments.preflight import check_local_cpus
+
+    too_many = str((os.cpu_count() or 1) + 1)
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--num-env-runners", too_many])
+    assert exit_info.value.code == 2
+    assert f"num_env_runners={too_many} x num_cpus_per_env_runner=1" in capsys.readouterr().err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    # Fractions fit, and a cluster (--address) is not this machine.
+    check_local_cpus([load_config(None, {"num_env_runners": int(too_many), "num_cpus_per_env_runner": 0.1})])
+    check_local_cpus([load_config(None, {"num_env_runners": int(too_many), "address": "10.0.0.1:6379"})])
+
+
 def test_the_model_checks_assignments_and_documents_its_fields():
     config = load_config(None)
     with pytest.raises(ValueError, match="clones"):  # pydantic's own error: a ValueError
