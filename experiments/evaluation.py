@@ -12,8 +12,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, finite_horizon_q_values, greedy_bids, make_base_env,
-    optimal_q_values, primitive_name, to_values,
+    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
+    q_values_by_step, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
@@ -32,19 +32,15 @@ def eval_max_steps(society_config: dict[str, Any]) -> int:
 
 
 def q_star_by_step(society_config: dict[str, Any]) -> np.ndarray | None:
-    """Q* of the wrapped env (env units) as the society's ``truncation`` sees it, when the env
-    exposes a toy-text transition table `P` (else None), as an array (T, states, actions) by env
-    step t of an episode: with ``end`` and a time limit H, the cut ends the task, so step t's Q*
-    has H - t steps left (T = H); otherwise Q* does not depend on t (T = 1)."""
+    """Q* of the wrapped env (env units) by env step, as the society's ``truncation`` sees it
+    (`q_values_by_step`), when the env exposes a toy-text transition table `P`; else None."""
     env = make_base_env(society_config["env"], society_config["env_config"])
     table = getattr(env.unwrapped, "P", None)
     limit = env.spec.max_episode_steps if env.spec is not None else None
     env.close()
     if table is None:
         return None
-    if society_config.get("truncation", "end") == "end" and limit:
-        return finite_horizon_q_values(table, society_config["gamma"], limit)[:0:-1]  # Q[H - t]
-    return optimal_q_values(table, society_config["gamma"])[None]
+    return q_values_by_step(table, society_config["gamma"], limit, society_config.get("truncation", "end") == "end")
 
 
 def q_star(society_config: dict[str, Any]) -> np.ndarray | None:

@@ -58,6 +58,7 @@ _LAZY = {
     "to_values": "rllib_society.value_range",
     "optimal_q_values": "rllib_society.q_values",
     "finite_horizon_q_values": "rllib_society.q_values",
+    "q_values_by_step": "rllib_society.q_values",
 }
 
 __all__ = ["AUCTIONS", "DROPOUT_UNITS", "clear_auctions", "episode_utilities", *_LAZY]

@@ -63,6 +63,16 @@ def finite_horizon_q_values(P: dict, gamma: float, horizon: int) -> np.ndarray:
     return q
 
 
+def q_values_by_step(P: dict, gamma: float, horizon: int | None, cut_ends_task: bool) -> np.ndarray:
+    """Q* as a society sees it, by env step t of an episode: (T, n_states, n_actions). When a
+    time limit `horizon` cuts the episode and the cut ends the task (``truncation: end``), step
+    t has H - t steps left (``finite_horizon_q_values``, T = H); otherwise Q* does not depend on
+    t (T = 1)."""
+    if cut_ends_task and horizon:
+        return finite_horizon_q_values(P, gamma, horizon)[:0:-1]  # Q[H - t] for t = 0..H-1
+    return optimal_q_values(P, gamma)[None]
+
+
 def _expected_rewards_and_transitions(P: dict) -> tuple[np.ndarray, np.ndarray]:
     """Validates `P`; returns expected rewards R[s, a] and the non-terminated transition
     probabilities T[s, a, s'], so that Q = R + gamma * T @ V."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rllib_society.q_values import finite_horizon_q_values, optimal_q_values
+from rllib_society.q_values import q_values_by_step
 
 #: The bid range itself: the identity map, the paper's tasks' (their values lie in [0, 1]).
 UNIT_RANGE = (0.0, 1.0)
@@ -59,7 +59,7 @@ def default_value_range(env, gamma: float, env_id: str = "env", truncation: str 
     hold Q* when the env exposes a toy-text table `P` (so bids are Q* itself whenever Q* fits,
     as on the paper's tasks), else to hold every discounted return that the env's
     ``reward_range`` and time limit allow. With ``truncation: end`` and a time limit H, Q* is
-    the one the cut sees: Q* with 1..H steps left (`finite_horizon_q_values`).
+    the one the cut sees: Q* with 1..H steps left (`q_values_by_step`).
 
     Raises:
         ValueError: naming ``value_range`` when the env tells neither.
@@ -67,10 +67,7 @@ def default_value_range(env, gamma: float, env_id: str = "env", truncation: str 
     table = getattr(env.unwrapped, "P", None)
     horizon = env.spec.max_episode_steps if env.spec is not None else None
     if table is not None:
-        if truncation == "end" and horizon:
-            q_star = finite_horizon_q_values(table, gamma, horizon)[1:]
-        else:
-            q_star = optimal_q_values(table, gamma)
+        q_star = q_values_by_step(table, gamma, horizon, truncation == "end")
         return min(0.0, float(q_star.min())), max(1.0, float(q_star.max()))
     reward_range = getattr(env.unwrapped, "reward_range", None)
     if reward_range is not None and horizon and all(map(math.isfinite, reward_range)):
