@@ -2,6 +2,7 @@
 test marked with its kind (`pytest -m unit` runs the fast ones)."""
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -11,7 +12,13 @@ import envs  # noqa: F401  (registers the project's gymnasium ids in the test pr
 # Before Ray is imported: no token auth, and RLlib's default ~/ray_results lands in a temp HOME.
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-os.environ["HOME"] = tempfile.mkdtemp(prefix="rllib-society-home-")
+TEST_HOME = tempfile.mkdtemp(prefix="rllib-society-home-")
+os.environ["HOME"] = TEST_HOME
+
+
+def pytest_unconfigure(config):
+    """Removes the temp HOME this test session made (and only it)."""
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
