@@ -147,6 +147,8 @@ class ExperimentConfig(BaseModel):
     checkpoint_frequency: Annotated[int, Field(ge=0)] = 0
     """Checkpoint every N iterations (0: only at the end, if checkpoint_at_end)."""
     checkpoint_at_end: bool = True
+    checkpoints_to_keep: Annotated[int, Field(ge=1)] | None = 2
+    """How many of the newest checkpoints Tune keeps (None: all)."""
     output: str | None = None
     """Output folder; default runs/{env}__{auction}__c{clones}__s{seed}__{time}."""
     address: str | None = None

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 #: Name of the trial folder inside a run's output folder.
 TRIAL_DIR = "trial"
-#: Checkpoints kept per trial.
-CHECKPOINTS_TO_KEEP = 2
 
 
 def stop_criteria(config: ExperimentConfig) -> dict[str, float]:
@@ -80,7 +78,7 @@ def fit(
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=config.checkpoint_frequency,
                     checkpoint_at_end=config.checkpoint_at_end,
-                    num_to_keep=CHECKPOINTS_TO_KEEP,
+                    num_to_keep=config.checkpoints_to_keep,
                 ),
                 callbacks=callbacks,
                 verbose=0,

@@ -123,13 +123,20 @@ def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = No
             env.close()
 
 
-def count_primitives(society_config: dict[str, Any]) -> int:
-    """How many primitives a society has: its options, else its env's actions."""
-    if society_config.get("options"):
-        return len(society_config["options"])
+def bidder_observation_space(state_space: gym.Space) -> gym.spaces.Box:
+    """What a bidder observes of a state: Discrete states one-hot, other states as float32."""
+    if isinstance(state_space, gym.spaces.Discrete):
+        return gym.spaces.Box(0.0, 1.0, (int(state_space.n),), np.float32)
+    return gym.spaces.Box(state_space.low, state_space.high, state_space.shape, np.float32)
+
+
+def society_spaces(society_config: dict[str, Any]) -> tuple[int, gym.spaces.Box]:
+    """How many primitives a society has (its options, else its env's actions) and what each
+    bidder observes, without loading the options."""
     env = make_base_env(society_config["env"], society_config["env_config"])
     try:
-        return int(env.action_space.n)
+        count = len(society_config["options"]) if society_config.get("options") else int(env.action_space.n)
+        return count, bidder_observation_space(env.observation_space)
     finally:
         env.close()
 
@@ -190,11 +197,7 @@ class AuctionEnv(gym.Env):
         self.num_bidders = self.num_primitives * self.clones
         base_obs = self.base_env.observation_space
         self._one_hot_size = base_obs.n if isinstance(base_obs, gym.spaces.Discrete) else None
-        self.observation_space = (
-            gym.spaces.Box(0.0, 1.0, (self._one_hot_size,), np.float32)
-            if self._one_hot_size is not None
-            else gym.spaces.Box(base_obs.low, base_obs.high, base_obs.shape, np.float32)
-        )
+        self.observation_space = bidder_observation_space(base_obs)
         self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
         self.active = np.ones(self.num_bidders, dtype=bool)
         self.pricing = False  # whether the next step is a cut's pricing auction

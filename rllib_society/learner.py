@@ -22,6 +22,8 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     MODULE_TRAIN_BATCH_SIZE_MEAN,
+    NUM_ENV_STEPS_TRAINED,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
     NUM_MODULE_STEPS_TRAINED,
     NUM_MODULE_STEPS_TRAINED_LIFETIME,
     WEIGHTS_SEQ_NO,
@@ -102,6 +104,11 @@ class SocietyPPOLearner(PPOTorchLearner):
                 training_data=training_data, num_total_minibatches=num_total_minibatches,
                 num_epochs=num_epochs, minibatch_size=minibatch_size,
                 shuffle_batch_per_epoch=shuffle_batch_per_epoch, **kwargs)
+        # Each auction of the update's chunks once (RLlib's stock learner counts it again for
+        # every epoch's minibatch): the number to hold against the env runners' sampled steps.
+        auctions = sum(chunk.env_steps() for chunk in training_data.episodes)
+        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED), auctions, reduce="sum")
+        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), auctions, reduce="lifetime_sum")
         batch = self._make_batch_if_necessary(training_data=training_data)
         for module_id in list(batch.policy_batches):
             if not self.should_module_be_updated(module_id, batch):

@@ -12,13 +12,13 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
 from rllib_society.auction_env import (
-    DEFAULT_SOCIETY_CONFIG, TRUNCATIONS, count_primitives, primitive_name, resolve_value_range,
+    DEFAULT_SOCIETY_CONFIG, TRUNCATIONS, primitive_name, resolve_value_range, society_spaces,
 )
 from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOLearner
 from rllib_society.metrics import SocietyMetrics
-from rllib_society.society_env import SocietyEnv, policy_mapping_fn
+from rllib_society.society_env import BID_SPACE, SocietyEnv, policy_mapping_fn
 from rllib_society.society_module import SocietyMultiRLModule
 
 #: How a society samples and learns, by ``sampler``: its env runner, learner (None: RLlib's
@@ -86,14 +86,18 @@ class SocietyPPOConfig(PPOConfig):
         if sampler is not NotProvided:
             self.sampler = sampler
         env_runner_cls, learner_class, multi_rl_module_class = _SAMPLERS[self.sampler]
-        module_ids = [primitive_name(k) for k in range(count_primitives(config))]
+        num_primitives, observation_space = society_spaces(config)
+        module_ids = [primitive_name(k) for k in range(num_primitives)]
         # The env config holds the value range resolved once (not by every env from Q*).
         env_config = {**config, "value_range": list(resolve_value_range(config))}
         self.environment(SocietyEnv, env_config=env_config, normalize_actions=False, clip_actions=False)
         self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
         self.rl_module(rl_module_spec=MultiRLModuleSpec(
             multi_rl_module_class=multi_rl_module_class,
-            rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog) for m in module_ids},
+            # Spaces given: RLlib would otherwise match every module against every agent id
+            # (quadratic in the society's size: minutes at 1,024 primitives).
+            rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog, observation_space=observation_space,
+                                             action_space=BID_SPACE) for m in module_ids},
         ))
         self.training(gamma=0.0, lambda_=1.0)
         self.env_runners(env_runner_cls=env_runner_cls)

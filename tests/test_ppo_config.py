@@ -17,6 +17,10 @@ def test_society_sets_env_modules_mapping_runner_and_learner():
     assert config.policies.keys() == {"p0", "p1", "p2"} and config.policy_mapping_fn is policy_mapping_fn
     spec = config.rl_module_spec
     assert spec.multi_rl_module_class is SocietyMultiRLModule and set(spec.rl_module_specs) == {"p0", "p1", "p2"}
+    env = SocietyEnv(config.env_config)  # each module's spaces given: what every agent of its env has
+    for agent in env.possible_agents:
+        module = spec.rl_module_specs[policy_mapping_fn(agent)]
+        assert (module.observation_space, module.action_space) == (env.observation_spaces[agent], env.action_spaces[agent])
     assert (config.gamma, config.lambda_) == (0.0, 1.0)
     assert config.env_runner_cls is SocietyEnvRunner and config.learner_class is SocietyPPOLearner
     assert not config.normalize_actions and not config.clip_actions

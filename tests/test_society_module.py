@@ -197,6 +197,16 @@ def test_rllibs_per_module_learner_metrics_and_kl_coefficients(algo):
 
 
 
+def test_every_sampled_auction_is_trained_on_once(algo):
+    # The learner counts the auctions of the chunks it trained on (each once, not once per epoch);
+    # over iterations they add up to exactly what the env runners sampled.
+    for _ in range(3):
+        result = algo.train()
+    trained = result["learners"]["__all_modules__"]["num_env_steps_trained_lifetime"]
+    assert trained == result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
+    assert result["learners"]["__all_modules__"]["num_env_steps_trained"] == result["env_runners"]["num_env_steps_sampled"]
+
+
 def test_frozen_primitives_stay_and_per_module_overrides_apply(ray_session):
     from ray.rllib.algorithms.ppo import PPOConfig
 
