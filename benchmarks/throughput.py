@@ -12,13 +12,17 @@ each of ``--rounds`` rounds measures every algorithm in turn, each for at least 
 - ``train``: env steps per second of whole training iterations (sampling plus update),
 
 and each round's ratio society / single-agent is taken within the round. The table reports the
-median ratio over rounds with its range (min-max).
+median ratio over rounds with its range (min-max), and the peak resident memory of the driver
+(which holds every algorithm of the setting), of a learner and of an env runner (the last two
+when they are remote: ``--env-runners 1 --set rllib.num_learners=1``).
 
 Usage::
 
     python benchmarks/throughput.py                                # primitives 2..32, local
     python benchmarks/throughput.py --primitives 4 32 --rounds 7
     python benchmarks/throughput.py --primitives 4 --env-runners 0 2 --envs-per-env-runner 1 8
+    python benchmarks/throughput.py --primitives 128 1024 --no-stock --env-runners 1 \
+        --set rllib.num_learners=1 --csv benchmarks/results/throughput_big.csv
 
 Chain with ``num_actions = primitives`` (actions beyond Left/Right stay in place) is the env.
 Writes every measurement to ``--csv`` and the summary to the same name with ``_summary``.
@@ -29,6 +33,8 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import math
+import resource
 import statistics
 import sys
 import time
@@ -39,8 +45,25 @@ from experiments.config_files import load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = "single-agent PPO"
+MEMORY_COLUMNS = ["driver_mb", "learner_mb", "env_runner_mb"]
 SUMMARY_COLUMNS = ["primitives", "bidders", "env_runners", "envs_per_runner", "algo", "mode", "median_sps",
-                   "median_ratio", "ratio_min", "ratio_max", "rounds"]
+                   "median_ratio", "ratio_min", "ratio_max", "rounds", "build_s", *MEMORY_COLUMNS]
+
+
+def peak_rss_mb(*_) -> float:
+    """This process's peak resident memory (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory(algo) -> dict[str, float]:
+    """Peak resident memory (MB) of the driver, and of the largest remote learner and env runner
+    (NaN when there is none)."""
+    runners = algo.env_runner_group.foreach_env_runner(peak_rss_mb, local_env_runner=False)
+    learners = []
+    if algo.learner_group.is_remote:
+        learners = [r.get() for r in algo.learner_group.foreach_learner(peak_rss_mb).result_or_errors]
+    return {"driver_mb": peak_rss_mb(), "learner_mb": max(learners, default=math.nan),
+            "env_runner_mb": max(runners, default=math.nan)}
 
 
 def sample_sps(algo, config, seconds: float) -> float:
@@ -91,7 +114,8 @@ def summarize(rows: list[dict]) -> list[dict]:
                         "envs_per_runner": envs, "algo": algo, "mode": mode,
                         "median_sps": statistics.median(r["sps"] for r in mine),
                         "median_ratio": statistics.median(ratios), "ratio_min": min(ratios),
-                        "ratio_max": max(ratios), "rounds": len(mine)})
+                        "ratio_max": max(ratios), "rounds": len(mine), "build_s": mine[0]["build_s"],
+                        **{k: max(r[k] for r in mine) for k in MEMORY_COLUMNS}})
     return summary
 
 
@@ -104,11 +128,14 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def markdown(summary: list[dict]) -> str:
-    lines = ["| primitives (bidders) | runners x envs | algo | mode | env steps/s (median) | ratio to single-agent: median (min-max) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| primitives (bidders) | runners x envs | algo | mode | env steps/s (median) | ratio to single-agent: median (min-max) "
+             "| build s | peak MB: driver / learner / env runner |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in summary:
+        memory = " / ".join("-" if math.isnan(s[k]) else f"{s[k]:,.0f}" for k in MEMORY_COLUMNS)
         lines.append(f"| {s['primitives']} ({s['bidders']}) | {s['env_runners']} x {s['envs_per_runner']} | {s['algo']} | "
-                     f"{s['mode']} | {s['median_sps']:,.0f} | {s['median_ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) |")
+                     f"{s['mode']} | {s['median_sps']:,.0f} | {s['median_ratio']:.3f} ({s['ratio_min']:.3f}-{s['ratio_max']:.3f}) "
+                     f"| {s['build_s']:.0f} | {memory} |")
     return "\n".join(lines)
 
 
@@ -144,7 +171,11 @@ def main(argv=None) -> int:
                              [*args.sets, f"env_config.num_actions={n}"])
         if runners:  # the runners share this machine's cores with the driver
             config.num_cpus_per_env_runner = min(config.num_cpus_per_env_runner, 1.0 / runners)
-        built = {algo: build(config, algo) for algo in algos}
+        built, build_s = {}, {}
+        for name in algos:
+            started = time.perf_counter()
+            built[name] = build(config, name)
+            build_s[name] = time.perf_counter() - started
         for algo in built.values():
             algo.train()  # warm-up: first-iteration set-up is not throughput
         for round_, mode in itertools.product(range(args.rounds), ("sample", "train")):
@@ -152,7 +183,7 @@ def main(argv=None) -> int:
                 sps = sample_sps(algo, config, args.seconds) if mode == "sample" else train_sps(algo, args.seconds)
                 rows.append({"primitives": n, "bidders": n * args.clones if name != BASELINE else 1,
                              "env_runners": runners, "envs_per_runner": num_envs, "algo": name, "mode": mode,
-                             "round": round_, "sps": sps})
+                             "round": round_, "sps": sps, "build_s": build_s[name], **peak_memory(algo)})
                 print(f"primitives {n:3d} | runners {runners} x {num_envs} | round {round_} | {mode:6s} | "
                       f"{name:16s} | {sps:8.0f} env steps/s", flush=True)
         for algo in built.values():

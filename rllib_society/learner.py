@@ -62,10 +62,27 @@ class SocietyMinibatches:
                 sliced = {column: values[:, rows] for column, values in self.columns.items()}
                 shared = {column: values[rows] for column, values in self.shared.items()}
                 yield MultiAgentBatch(
-                    {m: SampleBatch({**shared, **{column: values[k] for column, values in sliced.items()}})
+                    {m: _module_rows({**shared, **{column: values[k] for column, values in sliced.items()}}, len(rows))
                      for k, m in enumerate(self.module_ids)},
                     env_steps=len(rows),
                 )
+
+
+#: The attributes `SampleBatch.__init__` gives a batch of plain tensor columns (no sequences).
+_SAMPLE_BATCH_STATE = dict(vars(SampleBatch({"x": torch.zeros(1)})), count=0)
+_SAMPLE_BATCH_CONTAINERS = [k for k, v in _SAMPLE_BATCH_STATE.items() if isinstance(v, (set, dict, list))]
+
+
+def _module_rows(columns: dict[str, torch.Tensor], rows: int) -> SampleBatch:
+    """The `SampleBatch` of one module's minibatch rows, as ``SampleBatch(columns)`` builds it,
+    without its per-column checks (~40 us a module and minibatch: 1.5 s of an update at 1,024
+    primitives). Every column is a tensor of `rows` rows."""
+    batch = SampleBatch.__new__(SampleBatch)
+    batch.__dict__.update(_SAMPLE_BATCH_STATE, count=rows)
+    for name in _SAMPLE_BATCH_CONTAINERS:  # each batch its own (empty) bookkeeping sets and lists
+        setattr(batch, name, type(_SAMPLE_BATCH_STATE[name])())
+    dict.update(batch, columns)
+    return batch
 
 
 class SocietyPPOLearner(PPOTorchLearner):
