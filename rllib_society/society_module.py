@@ -152,7 +152,10 @@ class SocietyMultiRLModule(MultiRLModule):
         hidden = self._parts["actor"](obs, index)
         logits = self._parts["pi"](hidden, index)
         critic = hidden if self._parts["critic"] is None else self._parts["critic"](obs, index)
-        values = self._parts["vf"](critic, index)[..., 0]
+        # A tensor of its own, not a view of (N, B, 1): each module's values[k] is then a slice
+        # of it, which the learner restacks in one step (`_stacked_column`); stacked anew, the
+        # backward pass would fill an (N, B) gradient for every module: quadratic in N.
+        values = self._parts["vf"](critic, index)[..., 0].clone()
         return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
 
     def scatter_grads(self, module_ids) -> None:
