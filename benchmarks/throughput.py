@@ -152,6 +152,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum length of one measurement")
     parser.add_argument("--no-stock", dest="stock", action="store_false", help="skip RLlib's stock multi-agent path")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="logical CPUs of the embedded Ray (default: the machine's); the algorithms run one at a "
+                             "time, so e.g. 2-CPU learners of both fit on a 2-core machine with --num-cpus 6")
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "throughput.csv"))
     args = parser.parse_args(argv)
 
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
 
     from experiments.ray_setup import init_ray
 
-    init_ray()
+    init_ray(num_cpus=args.num_cpus)
     rows = []
     for n, runners, num_envs in itertools.product(args.primitives, args.env_runners, envs_per_runner):
         config = load_config(ROOT / args.config, {"clones": args.clones, "num_env_runners": runners,

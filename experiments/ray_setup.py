@@ -16,9 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHIPPING_EXCLUDES = [".git", "runs", "benchmarks/results", "*.png", "__pycache__", ".pytest_cache"]
 
 
-def init_ray(address: str | None = None) -> None:
-    """Joins the cluster at `address`, or starts an embedded local Ray; does nothing if Ray is
-    already initialised (e.g. by a test session).
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Joins the cluster at `address`, or starts an embedded local Ray (with `num_cpus` logical
+    CPUs to hand out, default the machine's); does nothing if Ray is already initialised (e.g.
+    by a test session).
 
     On a cluster, Ray ships the project folder to every node (runtime_env ``working_dir``), so
     other machines need only the same Python packages, not a checkout.
@@ -31,5 +32,5 @@ def init_ray(address: str | None = None) -> None:
     runtime_env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in RAY_ENV_VARS}}
     if address is not None:
         runtime_env.update(working_dir=str(PROJECT_ROOT), excludes=SHIPPING_EXCLUDES)
-    ray.init(address=address, include_dashboard=False, runtime_env=runtime_env,
+    ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
              logging_level=logging.WARNING)
