@@ -48,9 +48,14 @@ def read_progress(result_json: Path) -> pd.DataFrame:
     return progress.drop_duplicates(ITERATION, keep="last").sort_values(ITERATION).reset_index(drop=True)
 
 
+#: Primitives a progress line shows at most: the ones that win most.
+PROGRESS_PRIMITIVES = 8
+
+
 def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
-    """One fixed-column line per iteration: env steps, return, greedy return, wins and bids;
-    with the run's env-step `budget`, the share of it done and the time left at this pace."""
+    """One fixed-column line per iteration: env steps, return, greedy return, wins and bids
+    (of the `PROGRESS_PRIMITIVES` that win most, in a big society); with the run's env-step
+    `budget`, the share of it done and the time left at this pace."""
     flat = flatten(result)
     wins = _per_primitive(flat, "env_runners/society/win_freq/")
     bids = _per_primitive(flat, "env_runners/society/mean_bid/")
@@ -72,8 +77,10 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
     if "society/test_accuracy" in flat:
         line += f" | inverse {flat['society/inverse_rate']:.2f}"
     if wins:  # a society (the monolithic baseline has no auction)
-        line += " | wins " + " ".join(f"{k} {v:.2f}" for k, v in wins.items())
-        line += " | bids " + " ".join(f"{k} {v:.2f}" for k, v in bids.items())
+        shown = sorted(wins, key=wins.get, reverse=True)[:PROGRESS_PRIMITIVES] if len(wins) > PROGRESS_PRIMITIVES else wins
+        more = f" (+{len(wins) - len(shown)} more)" if len(shown) < len(wins) else ""
+        line += " | wins " + " ".join(f"{k} {wins[k]:.2f}" for k in shown) + more
+        line += " | bids " + " ".join(f"{k} {bids[k]:.2f}" for k in shown if k in bids)
     line += f" | {flat.get(TIME, 0.0):6.1f} s"
     steps = flat.get(ENV_STEPS, 0)
     if budget and steps:

@@ -57,3 +57,4 @@ def test_the_baseline_counts_every_chunk_of_an_episode_that_spanned_sample_calls
         metrics_logger=logger, env_index=0)
     assert logger.peek(("society", "env_return")) == -3.5
     assert logger.peek(("society", "env_steps_per_episode")) == 8
+

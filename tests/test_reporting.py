@@ -1,0 +1,18 @@
+"""The progress line a run prints per iteration."""
+
+import re
+
+from experiments.reporting import PROGRESS_PRIMITIVES, progress_line
+
+
+def test_a_big_societys_progress_line_shows_the_primitives_that_win_most():
+    n = 100
+    wins = {f"p{k}": k / 10_000 for k in range(n)}  # p99 wins most
+    result = {"training_iteration": 1, "env_runners": {"society": {
+        "win_freq": wins, "mean_bid": {p: 0.5 for p in wins}}}}
+    line = progress_line(result)
+    shown = re.findall(r"(p\d+) \d\.\d\d", line.split("| wins ")[1].split(" |")[0])
+    assert shown == [f"p{k}" for k in range(n - 1, n - 1 - PROGRESS_PRIMITIVES, -1)]
+    assert f"(+{n - PROGRESS_PRIMITIVES} more)" in line
+    assert "| wins p0 0.50 p1 0.30 | bids p0" in progress_line(
+        {"env_runners": {"society": {"win_freq": {"p0": 0.5, "p1": 0.3}, "mean_bid": {"p0": 0.1, "p1": 0.2}}}})
