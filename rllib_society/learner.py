@@ -37,10 +37,13 @@ from rllib_society.society_module import slices_of
 class SocietyMinibatches:
     """Epochs of minibatches of `minibatch_size` rows over a `MultiAgentBatch` whose module
     batches all have the same rows (`AuctionChunksToBatch`): each epoch draws one permutation
-    and slices every column of every module with it at once. The last minibatch of an epoch
-    may be smaller (RLlib's iterator wraps around instead)."""
+    and slices every column of every module with it at once. Rows stay in their groups of
+    `group` (an auction's clones, which bid on the same state), so the stacked forward pass
+    can run each state once (`SocietyMultiRLModule`); minibatches hold whole groups. The last
+    minibatch of an epoch may be smaller (RLlib's iterator wraps around instead)."""
 
-    def __init__(self, batch: MultiAgentBatch, num_epochs: int, minibatch_size: int | None, shuffle: bool):
+    def __init__(self, batch: MultiAgentBatch, num_epochs: int, minibatch_size: int | None, shuffle: bool,
+                 group: int = 1):
         self.module_ids = list(batch.policy_batches)
         first = batch.policy_batches[self.module_ids[0]]
         self.columns, self.shared = {}, {}  # (modules, rows, ...) columns; columns all modules share
@@ -52,11 +55,15 @@ class SocietyMinibatches:
                 self.columns[column] = torch.stack(per_module)
         self.rows = len(first)
         self.num_epochs, self.shuffle = num_epochs, shuffle
-        self.minibatch_size = minibatch_size or self.rows
+        self.group = group if group > 1 and self.rows % group == 0 else 1
+        size = minibatch_size or self.rows
+        self.minibatch_size = max(self.group, size - size % self.group)
 
     def __iter__(self):
+        groups = self.rows // self.group
         for _ in range(self.num_epochs):
-            order = torch.randperm(self.rows) if self.shuffle else torch.arange(self.rows)
+            order = torch.randperm(groups) if self.shuffle else torch.arange(groups)
+            order = (order[:, None] * self.group + torch.arange(self.group)).reshape(-1)
             for start in range(0, self.rows, self.minibatch_size):
                 rows = order[start:start + self.minibatch_size]
                 sliced = {column: values[:, rows] for column, values in self.columns.items()}
@@ -98,6 +105,8 @@ class SocietyPPOLearner(PPOTorchLearner):
         super().build()
         self._learner_connector = LearnerConnectorPipeline(connectors=[AuctionChunksToBatch(
             standardize=self.config.learner_config_dict.get("standardize_advantages", True))])
+        # The connector gives each auction's state to its `clones` rows in a row.
+        self.module.rows_per_state = int(self.config.env_config.get("clones", 1))
         self._module_params = {
             module_id: [self.get_param_ref(p) for p in module.parameters()]
             for module_id, module in self.module._rl_modules.items()
@@ -132,7 +141,8 @@ class SocietyPPOLearner(PPOTorchLearner):
                 del batch.policy_batches[module_id]
         if not batch.policy_batches:
             return []
-        return SocietyMinibatches(batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1)
+        return SocietyMinibatches(batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1,
+                                  group=self.module.rows_per_state)
 
     @override(PPOTorchLearner)
     def _log_steps_trained_metrics(self, batch) -> None:

@@ -118,6 +118,8 @@ class SocietyMultiRLModule(MultiRLModule):
     @override(MultiRLModule)
     def setup(self):
         super().setup()
+        #: Rows per state in the learner's batches (its clones); `_forward_train` checks it.
+        self.rows_per_state = 1
         self.module_ids = sorted(self._rl_modules, key=_primitive_order)
         self._position = {m: k for k, m in enumerate(self.module_ids)}
         parts = _stackable_parts([self._rl_modules[m] for m in self.module_ids])
@@ -149,6 +151,9 @@ class SocietyMultiRLModule(MultiRLModule):
         index = None if len(ids) == len(self.module_ids) else [self._position[m] for m in ids]
         obs = [batch[m][Columns.OBS] for m in ids]
         obs = obs[0] if all(o is obs[0] for o in obs) else torch.stack(obs)  # (B, D) or (N, B, D)
+        repeat = self._repeated_rows(obs)
+        if repeat > 1:  # each state once; its rows get the same outputs (and sum their gradients)
+            obs = obs[::repeat]
         hidden = self._parts["actor"](obs, index)
         logits = self._parts["pi"](hidden, index)
         critic = hidden if self._parts["critic"] is None else self._parts["critic"](obs, index)
@@ -156,7 +161,17 @@ class SocietyMultiRLModule(MultiRLModule):
         # of it, which the learner restacks in one step (`_stacked_column`); stacked anew, the
         # backward pass would fill an (N, B) gradient for every module: quadratic in N.
         values = self._parts["vf"](critic, index)[..., 0].clone()
+        if repeat > 1:
+            logits, values = logits.repeat_interleave(repeat, dim=1), values.repeat_interleave(repeat, dim=1)
         return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
+
+    def _repeated_rows(self, obs: torch.Tensor) -> int:
+        """`rows_per_state` when the shared observations come in runs of that many equal rows
+        (an auction's clones, as the learner's minibatches keep them), else 1."""
+        r = self.rows_per_state
+        if r > 1 and obs.dim() == 2 and len(obs) % r == 0 and torch.equal(obs, obs[::r].repeat_interleave(r, dim=0)):
+            return r
+        return 1
 
     def scatter_grads(self, module_ids) -> None:
         """After a backward pass through the stacked forward: each of these modules' parameters

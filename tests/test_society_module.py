@@ -121,12 +121,17 @@ def test_cnn_modules_run_one_after_the_other():
     assert out["p1"][Columns.ACTION_DIST_INPUTS].shape == (3, 2)
 
 
-def train_batch(learner, seed=0, rows=32):
-    """A hand-made batch per module: random states, bids, advantages; about half masked out."""
+def train_batch(learner, seed=0, rows=32, clones=None):
+    """A hand-made batch per module: random states, bids, advantages; about half masked out.
+    With `clones`, as the learner's connector makes it: one state tensor shared by all modules,
+    each state on `clones` rows in a row."""
     rng = np.random.default_rng(seed)
     batch = {}
+    shared = None
+    if clones:
+        shared = torch.as_tensor(np.eye(7, dtype=np.float32)[np.repeat(rng.integers(0, 7, rows // clones), clones)])
     for module_id in learner.module.keys():
-        obs = torch.as_tensor(np.eye(7, dtype=np.float32)[rng.integers(0, 7, rows)])
+        obs = shared if clones else torch.as_tensor(np.eye(7, dtype=np.float32)[rng.integers(0, 7, rows)])
         with torch.no_grad():
             inputs = learner.module[module_id]._forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
         inputs = inputs + 0.3 * torch.as_tensor(rng.normal(size=inputs.shape), dtype=torch.float32)
@@ -143,12 +148,14 @@ def train_batch(learner, seed=0, rows=32):
     return batch
 
 
-@pytest.mark.parametrize("use_kl_loss", [True, False])
-def test_the_batched_loss_is_rllibs_ppo_loss_of_each_module(algo, use_kl_loss):
+@pytest.mark.parametrize(("use_kl_loss", "clones"), [(True, None), (False, None), (True, 2)])
+def test_the_batched_loss_is_rllibs_ppo_loss_of_each_module(algo, use_kl_loss, clones):
     learner = algo.learner_group._learner
     learner.config._is_frozen = False
     learner.config.use_kl_loss = use_kl_loss
-    batch = train_batch(learner)
+    batch = train_batch(learner, clones=clones)
+    if clones:  # the stacked forward runs each state once for its clones' rows
+        assert learner.module._repeated_rows(batch["p0"][Columns.OBS]) == clones == learner.module.rows_per_state
     ours = learner.compute_losses(fwd_out=learner.module.forward_train(batch), batch=batch)  # stacked
     for module_id in batch:
         rllib = PPOTorchLearner.compute_loss_for_module(
@@ -281,8 +288,8 @@ def test_a_stacked_update_is_each_modules_own_rllib_update(algo):
     learner = algo.learner_group._learner
     module_ids = learner.module.module_ids
     twins = {m: copy.deepcopy((learner.module[m], learner.get_optimizer(m))) for m in module_ids}
-    for step in range(3):  # Adam's state: set up by torch, then stacked
-        batch = train_batch(learner, seed=step)
+    for step in range(4):  # Adam's state: set up by torch, then stacked; clones' rows shared or not
+        batch = train_batch(learner, seed=step, clones=2 if step % 2 else None)
         batch["p0"][Postprocessing.ADVANTAGES] *= 1e3  # p0's gradient is clipped, the others' not
         grads = learner.compute_gradients(learner.compute_losses(fwd_out=learner.module.forward_train(batch), batch=batch))
         learner.apply_gradients(learner.postprocess_gradients(grads))
@@ -303,3 +310,21 @@ def test_a_stacked_update_is_each_modules_own_rllib_update(algo):
             torch.testing.assert_close(own, mirror)
             for key in ("exp_avg", "exp_avg_sq", "step"):
                 torch.testing.assert_close(learner.get_optimizer(m).state[own][key], optimizer.state[mirror][key])
+
+
+def test_minibatches_keep_an_auctions_clones_together():
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+    from rllib_society.learner import SocietyMinibatches
+
+    rows = torch.arange(24.0)  # row r: auction r // 2, clone r % 2
+    batch = MultiAgentBatch({m: SampleBatch({"row": rows + k}) for k, m in enumerate(("p0", "p1"))}, env_steps=12)
+    seen = []
+    for minibatch in SocietyMinibatches(batch, num_epochs=2, minibatch_size=7, shuffle=True, group=2):
+        p0, p1 = minibatch.policy_batches["p0"]["row"], minibatch.policy_batches["p1"]["row"]
+        assert len(p0) % 2 == 0 and len(p0) <= 7  # whole auctions: 7 rounds down to 6
+        assert torch.equal(p0[0::2] // 2, p0[1::2] // 2) and torch.equal(p0[0::2] % 2, torch.zeros(len(p0) // 2))
+        assert torch.equal(p1, p0 + 1)  # every module the same rows
+        seen.append(p0)
+    epochs = torch.cat(seen).reshape(2, -1)
+    assert all(sorted(epoch.tolist()) == rows.tolist() for epoch in epochs)  # each epoch: every row once
