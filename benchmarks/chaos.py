@@ -167,7 +167,7 @@ def report(output: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/chain.yaml")
-    parser.add_argument("--stop-timesteps", type=int, default=400_000, help="the run's budget (env steps)")
+    parser.add_argument("--stop-timesteps", type=int, default=500_000, help="the run's budget (env steps)")
     parser.add_argument("--env-runners", type=int, default=4)
     parser.add_argument("--cpus-per-env-runner", type=float, default=0.5)
     parser.add_argument("--kill-every", type=float, default=30.0, help="seconds between env runner kills")
