@@ -153,7 +153,7 @@ class SocietyMultiRLModule(MultiRLModule):
         obs = obs[0] if all(o is obs[0] for o in obs) else torch.stack(obs)  # (B, D) or (N, B, D)
         repeat = self._repeated_rows(obs)
         if repeat > 1:  # each state once; its rows get the same outputs (and sum their gradients)
-            obs = obs[::repeat]
+            obs = obs[::repeat].contiguous()
         hidden = self._parts["actor"](obs, index)
         logits = self._parts["pi"](hidden, index)
         critic = hidden if self._parts["critic"] is None else self._parts["critic"](obs, index)
@@ -161,8 +161,8 @@ class SocietyMultiRLModule(MultiRLModule):
         # of it, which the learner restacks in one step (`_stacked_column`); stacked anew, the
         # backward pass would fill an (N, B) gradient for every module: quadratic in N.
         values = self._parts["vf"](critic, index)[..., 0].clone()
-        if repeat > 1:
-            logits, values = logits.repeat_interleave(repeat, dim=1), values.repeat_interleave(repeat, dim=1)
+        if repeat > 1:  # (repeat_interleave returns a view of its copy: restacking needs its own tensor)
+            logits, values = (t.repeat_interleave(repeat, dim=1).clone() for t in (logits, values))
         return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
 
     def _repeated_rows(self, obs: torch.Tensor) -> int:
