@@ -328,3 +328,17 @@ def test_minibatches_keep_an_auctions_clones_together():
         seen.append(p0)
     epochs = torch.cat(seen).reshape(2, -1)
     assert all(sorted(epoch.tolist()) == rows.tolist() for epoch in epochs)  # each epoch: every row once
+
+
+@pytest.mark.parametrize("clones", [None, 2])
+def test_the_loss_restacks_the_stacked_outputs_without_copying_them(algo, clones):
+    # Each module's outputs are slices of one stacked tensor; restacked by a new stack instead,
+    # the backward pass would fill a full (modules, rows) gradient per module (quadratic).
+    from rllib_society.learner import _stacked_column
+
+    learner = algo.learner_group._learner
+    batch = train_batch(learner, clones=clones)
+    out = learner.module.forward_train(batch)
+    for key in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS):
+        columns = [out[m][key] for m in learner.module.module_ids]
+        assert _stacked_column(columns).data_ptr() == columns[0].data_ptr(), key
