@@ -70,8 +70,18 @@ def run_py(output: Path, address: str, args: argparse.Namespace, resume: bool = 
                     "--num-env-runners", str(args.env_runners), "--seed", str(args.seed),
                     "--set", f"checkpoint_frequency={args.checkpoint_frequency}", "--set", "checkpoints_to_keep=null",
                     "--set", f"num_cpus_per_env_runner={args.cpus_per_env_runner}"]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log = (output.parent / f"{output.name}{'-resume' if resume else ''}.stderr.log").open("w")
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def resumable(output: Path) -> bool:
+    """Whether Tune saved the experiment's state after the trial's first checkpoint, so that
+    ``--resume`` finds the trial and a checkpoint to continue from."""
+    states = list(output.glob("experiment_state-*.json"))
+    checkpoints = sorted((output / "trial").glob("checkpoint_*"))
+    return bool(states and checkpoints) and max(p.stat().st_mtime for p in states) > checkpoints[0].stat().st_mtime
 
 
 def sampled_so_far(line: str) -> int | None:
@@ -104,7 +114,7 @@ def chaos_run(output: Path, address: str, args: argparse.Namespace) -> dict:
     driver = run_py(output, address, args)
     for line in driver.stdout:
         steps = sampled_so_far(line)
-        if steps is not None and steps >= args.stop_timesteps // 2 and list((output / "trial").glob("checkpoint_*")):
+        if steps is not None and steps >= args.stop_timesteps // 2 and resumable(output):
             driver.kill()  # SIGKILL: no shutdown, no final checkpoint
             driver.wait()
             driver_killed = {"at_env_steps": steps, "seconds": time.perf_counter() - started}
@@ -195,6 +205,12 @@ def main(argv=None) -> int:
     finally:
         ray.shutdown()
         cluster.shutdown()
+    for name, run in (("chaos", chaos), ("undisturbed", calm)):
+        if run["returncode"] != 0:
+            logs = sorted(folder.glob(f"{name}*.stderr.log"), key=lambda log: log.stat().st_mtime)
+            print(f"the {name} run failed (exit {run['returncode']}); its stderr: {', '.join(map(str, logs))}\n"
+                  + logs[-1].read_text()[-3000:], file=sys.stderr)
+            return 1
     result = {"chaos": {**chaos, **report(folder / "chaos")}, "undisturbed": {**calm, **report(folder / "undisturbed")},
               "checkpoints": checkpoint_bids(folder / "chaos")}
     c, u = result["chaos"], result["undisturbed"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ BID_ERROR_ALL = "society/bid_error_all"
 #: Held-out metrics of envs with test episodes (Mental Rotation), copied into summary.json.
 TEST_METRICS = ("test_accuracy", "floor_accuracy", "clean_accuracy", "inverse_rate")
 
+logger = logging.getLogger(__name__)
+
 
 def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flattens nested result dicts into Tune's ``a/b/c`` keys."""
@@ -36,6 +39,21 @@ def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _last_whole_record(line: str) -> tuple[dict, int]:
+    """A JSON-lines record, and how many cut records preceded it on its line: a process killed
+    mid-write leaves a partial record without its newline, and the restored run's next record
+    continues the same line."""
+    try:
+        return json.loads(line), 0
+    except json.JSONDecodeError:
+        for start in (i for i, char in enumerate(line) if char == "{" and i > 0):
+            try:
+                return json.loads(line[start:]), 1
+            except json.JSONDecodeError:
+                continue
+        raise
+
+
 def read_progress(result_json: Path) -> pd.DataFrame:
     """One row per training iteration from Tune's ``result.json`` (JSON lines), keys flattened
     as in Tune's CSV. Iterations redone after a restore keep their last result.
@@ -43,8 +61,16 @@ def read_progress(result_json: Path) -> pd.DataFrame:
     Tune's own progress.csv is not used: after a restore it appends rows whose fields no longer
     match its header (RLlib adds metric keys after the first iteration).
     """
-    rows = [flatten(json.loads(line)) for line in result_json.read_text().splitlines() if line.strip()]
-    progress = pd.DataFrame(rows)
+    records, cut = [], 0
+    for line in result_json.read_text().splitlines():
+        if line.strip():
+            record, skipped = _last_whole_record(line)
+            records.append(record)
+            cut += skipped
+    if cut:
+        logger.warning("%s: skipped %d result record(s) cut short by a killed process (their iteration was "
+                       "redone after the restore).", result_json, cut)
+    progress = pd.DataFrame([flatten(r) for r in records])
     return progress.drop_duplicates(ITERATION, keep="last").sort_values(ITERATION).reset_index(drop=True)
 
 

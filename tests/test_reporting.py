@@ -16,3 +16,17 @@ def test_a_big_societys_progress_line_shows_the_primitives_that_win_most():
     assert f"(+{n - PROGRESS_PRIMITIVES} more)" in line
     assert "| wins p0 0.50 p1 0.30 | bids p0" in progress_line(
         {"env_runners": {"society": {"win_freq": {"p0": 0.5, "p1": 0.3}, "mean_bid": {"p0": 0.1, "p1": 0.2}}}})
+
+
+def test_progress_survives_a_record_cut_by_a_killed_driver(tmp_path, caplog):
+    import json
+
+    from experiments.reporting import read_progress
+
+    records = [{"training_iteration": i, "env_runners": {"x": {"y": i}}} for i in (1, 2, 3)]
+    cut = json.dumps(records[1])[:-9]  # the killed driver's record, no newline; the restore redoes iteration 2
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(records[0]) + "\n" + cut + json.dumps(records[1]) + "\n" + json.dumps(records[2]) + "\n")
+    progress = read_progress(path)
+    assert progress["training_iteration"].tolist() == [1, 2, 3] and progress["env_runners/x/y"].tolist() == [1, 2, 3]
+    assert "skipped 1 result record(s) cut short" in caplog.text
