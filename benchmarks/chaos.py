@@ -22,7 +22,7 @@ the resumed run samples and trains again from the restored counters. Neither is 
 
 Usage::
 
-    python benchmarks/chaos.py                              # ~10 minutes of chaos, then the undisturbed run
+    python benchmarks/chaos.py                              # 500k env steps: ~5 minutes of chaos, then the undisturbed run
     python benchmarks/chaos.py --stop-timesteps 20000 --kill-every 10   # the short version (tests)
 """
 
@@ -71,9 +71,9 @@ def run_py(output: Path, address: str, args: argparse.Namespace, resume: bool = 
                     "--set", f"checkpoint_frequency={args.checkpoint_frequency}", "--set", "checkpoints_to_keep=null",
                     "--set", f"num_cpus_per_env_runner={args.cpus_per_env_runner}"]
     output.parent.mkdir(parents=True, exist_ok=True)
-    log = (output.parent / f"{output.name}{'-resume' if resume else ''}.stderr.log").open("w")
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    with (output.parent / f"{output.name}{'-resume' if resume else ''}.stderr.log").open("w") as log:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 def resumable(output: Path) -> bool:
