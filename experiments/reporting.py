@@ -87,8 +87,7 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
     bids = _per_primitive(flat, "env_runners/society/mean_bid/")
     line = (
         f"iter {int(flat.get(ITERATION, 0)):4d} | env_steps {int(flat.get(ENV_STEPS, 0)):8,d} | "
-        f"return {flat.get(ENV_RETURN, float('nan')):6.3f} | "
-        f"greedy {flat.get(GREEDY_RETURN, float('nan')):6.3f}"
+        f"return {_number(flat.get(ENV_RETURN))} | greedy {_number(flat.get(GREEDY_RETURN))}"
     )
     if BID_ERROR in flat:
         line += f" | bid_err {flat[BID_ERROR]:.3f}"
@@ -113,6 +112,11 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
         left = max(budget - steps, 0) * flat.get(TIME, 0.0) / steps
         line += f" | {min(steps / budget, 1.0):4.0%} done, ETA {_duration(left)}"
     return line
+
+
+def _number(value: float | None) -> str:
+    """A metric in 6 columns: ``-`` when the iteration has none (no episode ended in it)."""
+    return "-".rjust(6) if value is None or value != value else f"{value:6.3f}"
 
 
 def _duration(seconds: float) -> str:

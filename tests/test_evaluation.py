@@ -58,3 +58,14 @@ def test_the_baseline_counts_every_chunk_of_an_episode_that_spanned_sample_calls
     assert logger.peek(("society", "env_return")) == -3.5
     assert logger.peek(("society", "env_steps_per_episode")) == 8
 
+
+
+@pytest.mark.parametrize(("env", "env_config", "optimal"), [
+    ("FrozenLake-v1", {"is_slippery": False}, 1.0),  # the goal in 6 steps, every seed
+    ("CliffWalking-v1", {}, -13.0),                  # along the cliff edge
+])
+def test_the_policy_greedy_in_q_star_gets_the_optimal_return_on_every_seed(env, env_config, optimal):
+    from experiments.evaluate_run import optimal_returns
+
+    config = {"env": env, "env_config": env_config, "gamma": 0.99, "truncation": "end"}
+    assert optimal_returns(config, episodes=5, seed=0, max_env_steps=100) == [optimal] * 5

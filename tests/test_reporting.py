@@ -30,3 +30,10 @@ def test_progress_survives_a_record_cut_by_a_killed_driver(tmp_path, caplog):
     progress = read_progress(path)
     assert progress["training_iteration"].tolist() == [1, 2, 3] and progress["env_runners/x/y"].tolist() == [1, 2, 3]
     assert "skipped 1 result record(s) cut short" in caplog.text
+
+
+def test_an_iteration_in_which_no_episode_ended_shows_a_dash_not_nan():
+    line = progress_line({"training_iteration": 3, "num_env_steps_sampled_lifetime": 1200,
+                          "env_runners": {"society": {"env_return": float("nan")}}})
+    assert "return      - | greedy      -" in line and "nan" not in line
+    assert "return -201.125" in progress_line({"env_runners": {"society": {"env_return": -201.125}}})

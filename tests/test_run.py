@@ -112,3 +112,16 @@ def test_a_greedy_episode_that_never_ends_is_cut_and_training_goes_on(tmp_path):
     assert summary["env_steps"] >= 800 and summary["iterations"] == 2
     assert (summary["greedy_timeouts"], summary["greedy_length"], summary["eval_failed"]) == (2, 30, 0)
     assert "did not end within 30 env steps" in done.stdout + done.stderr
+
+
+def test_evaluate_run_judges_the_last_checkpoint_as_training_did(short_run):
+    # One episode on the run's seed is the final iteration's greedy evaluation, re-run from disk.
+    output, _ = short_run
+    done = run_script("-m", "experiments.evaluate_run", str(output), "--episodes", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    evaluation = json.loads(done.stdout)
+    summary = json.loads((output / "summary.json").read_text())
+    assert (evaluation["episodes"], evaluation["algo"]) == (1, "society")
+    for key in ("greedy_return", "greedy_length", "bid_error"):
+        assert evaluation[key] == pytest.approx(summary[key]), key
+    assert run_script("-m", "experiments.evaluate_run", str(output.parent / "nothing")).returncode == 2
