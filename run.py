@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    from experiments.reporting import progress_line, results_table
+    from experiments.reporting import WallClock, progress_line, results_table
     from experiments.training import train
 
     config.output = str(config.output_dir())  # resolve the default (timestamped) folder once
@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             if config.algo == "society" else f"monolithic PPO on {config.env}")
     print(f"Training {what} "
           f"for {config.stop_timesteps:,} env steps; output: {output}", flush=True)
+    clock = WallClock()
     summary = train(config, resume=args.resume,
-                    on_result=lambda r: print(progress_line(r, config.stop_timesteps), flush=True))
+                    on_result=lambda r: print(progress_line(r, config.stop_timesteps, clock), flush=True))
     print()
     print(results_table(summary))
     print(f"\nsummary: {output / 'summary.json'}")

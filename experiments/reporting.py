@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 ENV_STEPS = "num_env_steps_sampled_lifetime"
 ITERATION = "training_iteration"
 TIME = "time_total_s"
+ITERATION_ENV_STEPS = "env_runners/num_env_steps_sampled"
 ENV_RETURN = "env_runners/society/env_return"
 #: Env steps of finished episodes over training, options' own steps included (see callbacks).
 EPISODE_ENV_STEPS = "env_runners/society/env_steps_lifetime"
@@ -78,10 +80,30 @@ def read_progress(result_json: Path) -> pd.DataFrame:
 PROGRESS_PRIMITIVES = 8
 
 
-def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
+class WallClock:
+    """Wall seconds since the driver started, and the env steps sampled since, for the progress
+    line. Tune's ``time_total_s`` leaves out the greedy evaluation (RLlib runs
+    ``on_train_result`` after timing the iteration), which can take most of an iteration
+    (Taxi's 20 greedy episodes of up to 200 steps: 10x the training time)."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.steps_at_start: int | None = None
+
+    def read(self, result: dict[str, Any]) -> tuple[float, int]:
+        """(wall seconds so far, env steps sampled since the start), as of `result`."""
+        flat = flatten(result)
+        steps = int(flat.get(ENV_STEPS, 0))
+        if self.steps_at_start is None:  # a resumed run starts from its checkpoint's count
+            self.steps_at_start = steps - int(flat.get(ITERATION_ENV_STEPS, 0))
+        return time.time() - self.started, steps - self.steps_at_start
+
+
+def progress_line(result: dict[str, Any], budget: int | None = None, clock: WallClock | None = None) -> str:
     """One fixed-column line per iteration: env steps, return, greedy return, wins and bids
-    (of the `PROGRESS_PRIMITIVES` that win most, in a big society); with the run's env-step
-    `budget`, the share of it done and the time left at this pace."""
+    (of the `PROGRESS_PRIMITIVES` that win most, in a big society), seconds so far; with the
+    run's env-step `budget`, the share of it done and the time left at this pace. Seconds are
+    the `clock`'s wall seconds if given, else Tune's training time."""
     flat = flatten(result)
     wins = _per_primitive(flat, "env_runners/society/win_freq/")
     bids = _per_primitive(flat, "env_runners/society/mean_bid/")
@@ -106,10 +128,11 @@ def progress_line(result: dict[str, Any], budget: int | None = None) -> str:
         more = f" (+{len(wins) - len(shown)} more)" if len(shown) < len(wins) else ""
         line += " | wins " + " ".join(f"{k} {wins[k]:.2f}" for k in shown) + more
         line += " | bids " + " ".join(f"{k} {bids[k]:.2f}" for k in shown if k in bids)
-    line += f" | {flat.get(TIME, 0.0):6.1f} s"
     steps = flat.get(ENV_STEPS, 0)
-    if budget and steps:
-        left = max(budget - steps, 0) * flat.get(TIME, 0.0) / steps
+    seconds, steps_timed = clock.read(result) if clock else (flat.get(TIME, 0.0), steps)
+    line += f" | {seconds:6.1f} s"
+    if budget and steps_timed > 0:
+        left = max(budget - steps, 0) * seconds / steps_timed
         line += f" | {min(steps / budget, 1.0):4.0%} done, ETA {_duration(left)}"
     return line
 

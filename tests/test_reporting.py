@@ -37,3 +37,18 @@ def test_an_iteration_in_which_no_episode_ended_shows_a_dash_not_nan():
                           "env_runners": {"society": {"env_return": float("nan")}}})
     assert "return      - | greedy      -" in line and "nan" not in line
     assert "return -201.125" in progress_line({"env_runners": {"society": {"env_return": -201.125}}})
+
+
+def test_the_progress_line_times_with_the_wall_clock_from_where_the_run_started(monkeypatch):
+    # A resumed run's first result counts its checkpoint's steps; the pace uses only new ones.
+    from experiments import reporting
+
+    now = [1000.0]
+    monkeypatch.setattr(reporting.time, "time", lambda: now[0])
+    clock = reporting.WallClock()
+    result = lambda steps: {"num_env_steps_sampled_lifetime": steps, "time_total_s": 1.0,  # noqa: E731
+                            "env_runners": {"num_env_steps_sampled": 400}}
+    now[0] += 10.0
+    assert "|   10.0 s |  50% done, ETA 2m15s" in reporting.progress_line(result(5400), 10800, clock)
+    now[0] += 10.0  # 600 new steps in 20 s: 5,200 left take 173 s
+    assert "|   20.0 s |  52% done, ETA 2m53s" in reporting.progress_line(result(5600), 10800, clock)
