@@ -12,7 +12,7 @@ import pandas as pd
 
 from experiments.config import ExperimentConfig
 from experiments.grid import grid_value
-from experiments.reporting import ENV_RETURN, ENV_STEPS, ITERATION
+from experiments.reporting import ENV_RETURN, ENV_STEPS, ITERATION, read_progress
 
 #: Columns of results.csv before the grid keys' own.
 RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "iterations",
@@ -21,6 +21,17 @@ RESULT_COLUMNS = ["trial", "status", "auction", "clones", "seed", "env_steps", "
 #: Metrics summary.md aggregates over seeds.
 SUMMARY_METRICS = ["greedy_return", "greedy_success", "bid_error", "inverse_rate", "steps_to_target", "final_return",
                    "best_return"]
+
+
+def trial_wall_seconds(result_file: Path) -> float:
+    """A trial's wall seconds from its first to its last result (each stamped when its iteration
+    ended), plus the first iteration's own time. Tune's ``time_total_s`` leaves out the greedy
+    evaluation that runs after each iteration is timed (`reporting.WallClock`)."""
+    progress = read_progress(result_file)
+    if "timestamp" not in progress or progress.empty:
+        return 0.0
+    first = progress.iloc[0]
+    return float(progress["timestamp"].iloc[-1] - first["timestamp"] + first.get("time_this_iter_s", 0.0))
 
 
 def write_results(results, by_name: dict[str, ExperimentConfig], grid_keys: list[str], output: Path,
@@ -62,8 +73,7 @@ def _result_row(config: ExperimentConfig, result, grid_keys: list[str]) -> dict[
     progress_file = Path(result.path) / "result.json"
     if not progress_file.exists():
         return {**row, "status": "PENDING"}
-    wall_seconds = float(result.metrics.get("time_total_s", 0.0))
-    summary, progress = write_trial_outputs(config, result, Path(result.path), wall_seconds)
+    summary, progress = write_trial_outputs(config, result, Path(result.path), trial_wall_seconds(progress_file))
     return {
         **row,
         # Tune marks the last result of a trial that met its stop criteria; an interrupted

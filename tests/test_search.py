@@ -15,7 +15,7 @@ from helpers import ROOT, read_scalars, run_script
 
 from experiments.config_files import load_config
 from experiments.grid import expand_grid, parse_grid, trial_name
-from experiments.search_results import RESULT_COLUMNS
+from experiments.search_results import RESULT_COLUMNS, trial_wall_seconds
 
 TINY = ["--stop-timesteps", "1200", "--set", "train_batch_size_per_learner=400"]
 
@@ -25,6 +25,14 @@ def search_cli(*args, timeout=600):
 
 
 # --- the grid, without Ray -------------------------------------------------------------------
+
+def test_a_trials_wall_seconds_count_the_time_between_its_results(tmp_path):
+    # Tune's time_total_s (3 s here) leaves out what ran between iterations: the evaluation.
+    records = [{"training_iteration": k + 1, "timestamp": 100 + 10 * k, "time_this_iter_s": 1.0,
+                "time_total_s": k + 1.0} for k in range(3)]
+    (tmp_path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert trial_wall_seconds(tmp_path / "result.json") == 21.0
+
 
 def test_grid_values_are_parsed_as_yaml():
     grid = parse_grid(["lr=1e-3,3e-4", "fcnet_hiddens=[16],[32, 32]", "env_config.is_slippery=true,false"])
