@@ -76,7 +76,8 @@ def read_progress(result_json: Path) -> pd.DataFrame:
     return progress.drop_duplicates(ITERATION, keep="last").sort_values(ITERATION).reset_index(drop=True)
 
 
-#: Primitives a progress line shows at most: the ones that win most.
+#: Primitives a progress line (the results table: a state's bids) shows at most: the ones that
+#: win (bid) most.
 PROGRESS_PRIMITIVES = 8
 
 
@@ -251,8 +252,10 @@ def results_table(summary: dict[str, Any]) -> str:
         lines.append("mean bids per state" + (" (Q* in brackets)" if "q_star" in summary else ""))
         for state, bids in summary["mean_bids"].items():
             q = summary.get("q_star", {}).get(state, {})
-            cells = [f"{p} {b:.3f}" + (f" [{q[p]:.3f}]" if p in q else "") for p, b in bids.items()]
-            lines.append(f"  s{state}: " + "  ".join(cells))
+            shown = sorted(bids, key=bids.get, reverse=True)[:PROGRESS_PRIMITIVES] if len(bids) > PROGRESS_PRIMITIVES else bids
+            cells = [f"{p} {bids[p]:.3f}" + (f" [{q[p]:.3f}]" if p in q else "") for p in shown]
+            more = f"  (+{len(bids) - len(shown)} more in summary.json)" if len(shown) < len(bids) else ""
+            lines.append(f"  s{state}: " + "  ".join(cells) + more)
     return "\n".join(lines)
 
 

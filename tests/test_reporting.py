@@ -52,3 +52,14 @@ def test_the_progress_line_times_with_the_wall_clock_from_where_the_run_started(
     assert "|   10.0 s |  50% done, ETA 2m15s" in reporting.progress_line(result(5400), 10800, clock)
     now[0] += 10.0  # 600 new steps in 20 s: 5,200 left take 173 s
     assert "|   20.0 s |  52% done, ETA 2m53s" in reporting.progress_line(result(5600), 10800, clock)
+
+
+def test_a_big_societys_results_table_shows_each_states_highest_bids():
+    from experiments.reporting import results_table
+
+    bids = {f"p{k}": k / 100 for k in range(20)}
+    summary = {"env": "Chain-v0", "auction": "ccv", "clones": 2, "env_steps": 400, "wall_seconds": 1.0,
+               "train_return_mean": 0.0, "greedy_return": 0.0, "greedy_length": 5.0}
+    table = results_table({**summary, "mean_bids": {0: bids}, "q_star": {0: {"p19": 0.2}}})
+    assert "s0: p19 0.190 [0.200]  p18 0.180" in table and "(+12 more in summary.json)" in table
+    assert "p11 0.110" not in table
