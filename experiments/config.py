@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rllib_society import AUCTIONS, DROPOUT_UNITS, TRUNCATIONS, check_value_range, retired_reward_scale
+from rllib_society import AUCTIONS, DROPOUT_UNITS, OPTION_BIDS, TRUNCATIONS, check_value_range, retired_reward_scale
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
@@ -79,11 +79,14 @@ class ExperimentConfig(BaseModel):
     (only a cut: the cut auction is paid the cut state's price, as if the episode went on, and
     the baseline's PPO bootstraps; sampler: fast only). Q* and the bid error follow it."""
     options: list[str] = Field(default_factory=list)
-    """Pre-trained options as the primitives (RLlib checkpoints of single-agent policies), in
-    place of the env's actions; each runs until it emits `option_done_action`."""
+    """Pre-trained options as the primitives (run, trial or checkpoint folders of single-agent
+    policies, or of societies over the env's actions), in place of the env's actions; each runs
+    until it emits `option_done_action`."""
     option_done_action: int | None = None
     """The env action with which an option says it is done (MiniGrid's done: 6)."""
     option_max_steps: Annotated[int, Field(gt=0)] | None = None
+    option_bids: Literal[OPTION_BIDS] = "greedy"
+    """How an option that is a society bids: its mean bids, or samples (as in its training)."""
     """Optional cap on one option's env steps (else the env's time limit ends it)."""
 
     # Bidder networks (RLlib's default PPO module with Beta bids)
@@ -181,6 +184,7 @@ class ExperimentConfig(BaseModel):
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
             "option_done_action": self.option_done_action,
             "option_max_steps": self.option_max_steps,
+            "option_bids": self.option_bids,
         }
 
     def output_dir(self) -> Path:

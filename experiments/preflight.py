@@ -35,10 +35,24 @@ def validate(config: ExperimentConfig) -> None:
                              f"must be a run, trial or checkpoint folder of a finished run.") from None
     check_rllib_settings(config.rllib)
     check_env(config.env, config.env_config)
+    if config.options:
+        check_options(config)
     if config.algo == "society":
         from rllib_society import resolve_value_range
 
         resolve_value_range(config.society_config())  # the env bounds its values, or the user must
+
+
+def check_options(config: ExperimentConfig) -> None:
+    """Each option (a policy or a society checkpoint) fits the env (`check_option`)."""
+    from rllib_society import check_option, make_base_env
+
+    env = make_base_env(config.env, config.env_config)
+    try:
+        for k, option in enumerate(config.options):
+            check_option(option, env, f"options[{k}]")
+    finally:
+        env.close()
 
 
 #: PPOConfig settings this config sets from its own keys, or the society from its auction.

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rllib_society.auction import clear_auctions, episode_utilities
-from rllib_society.options import OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option_policy
+from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
 #: Key of the auction record in each step's info dict.
@@ -42,6 +42,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "options": [],
     "option_done_action": None,
     "option_max_steps": None,
+    "option_bids": "greedy",
 }
 
 
@@ -75,7 +76,8 @@ def make_primitive_env(society_config: dict[str, Any]) -> gym.Env:
     env = make_base_env(config["env"], config["env_config"])
     if not config["options"]:
         return env
-    policies = [o if hasattr(o, "act") else load_option_policy(o) for o in config["options"]]
+    encode = lambda state: bidder_observation(state, env.observation_space)  # noqa: E731
+    policies = [o if hasattr(o, "act") else load_option(o, encode, config["option_bids"]) for o in config["options"]]
     return OptionsEnv(env, policies, config["option_done_action"], config["gamma"],
                       config["option_max_steps"])
 
@@ -130,6 +132,15 @@ def bidder_observation_space(state_space: gym.Space) -> gym.spaces.Box:
     return gym.spaces.Box(state_space.low, state_space.high, state_space.shape, np.float32)
 
 
+def bidder_observation(state, state_space: gym.Space) -> np.ndarray:
+    """What a bidder observes of `state` (in `bidder_observation_space`)."""
+    if not isinstance(state_space, gym.spaces.Discrete):
+        return np.asarray(state, dtype=np.float32)
+    one_hot = np.zeros(int(state_space.n), dtype=np.float32)
+    one_hot[int(state)] = 1.0
+    return one_hot
+
+
 def society_spaces(society_config: dict[str, Any]) -> tuple[int, gym.spaces.Box]:
     """How many primitives a society has (its options, else its env's actions) and what each
     bidder observes, without loading the options."""
@@ -176,9 +187,11 @@ class AuctionEnv(gym.Env):
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
         options: pre-trained options as the primitives instead of the env's actions: RLlib
-            checkpoints of single-agent policies (or objects with ``act(obs) -> action``).
+            checkpoints of single-agent policies or of societies (whose primitives are the env's
+            actions), or objects with ``act(obs) -> action``.
         option_done_action: the env action with which an option says it is done.
         option_max_steps: optional cap on one option's env steps (else the env's time limit).
+        option_bids: how a society option bids: "greedy" (mean bids) or "sampled" (`OPTION_BIDS`).
 
     Observations are the wrapped env's state (Discrete states one-hot). The action holds one bid
     in [0, 1] per bidder, bidder ``k * clones + c`` being clone c of primitive k; the bids of
@@ -195,9 +208,7 @@ class AuctionEnv(gym.Env):
         self.num_primitives = int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
         self.num_bidders = self.num_primitives * self.clones
-        base_obs = self.base_env.observation_space
-        self._one_hot_size = base_obs.n if isinstance(base_obs, gym.spaces.Discrete) else None
-        self.observation_space = bidder_observation_space(base_obs)
+        self.observation_space = bidder_observation_space(self.base_env.observation_space)
         self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
         self.active = np.ones(self.num_bidders, dtype=bool)
         self.pricing = False  # whether the next step is a cut's pricing auction
@@ -219,6 +230,7 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         winners, prices = clear_auctions(bids[None], self.active[None])
         winner = int(winners[0])
+        self._inner_auctions = None
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated = self.state, 0.0, 1.0, False, True
         else:
@@ -241,6 +253,8 @@ class AuctionEnv(gym.Env):
             "last": last,
             "pricing": self.pricing,
         }
+        if self._inner_auctions:  # a society option's own auctions, one per env step
+            record[INNER_AUCTIONS] = self._inner_auctions
         if last:
             record[EPISODE_INFO] = self.episode_summary()
         self.state = state
@@ -256,6 +270,7 @@ class AuctionEnv(gym.Env):
         """
         state, reward, terminated, truncated, info = self.base_env.step(primitive)
         self._env_steps += info.get(OPTION_STEPS, 1)
+        self._inner_auctions = info.get(INNER_AUCTIONS)
         return state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated
 
     def _sample_active(self) -> np.ndarray:
@@ -271,11 +286,7 @@ class AuctionEnv(gym.Env):
         return np.repeat(active, ids_per_unit)
 
     def _encode(self, state) -> np.ndarray:
-        if self._one_hot_size is None:
-            return np.asarray(state, dtype=np.float32)
-        one_hot = np.zeros(self._one_hot_size, dtype=np.float32)
-        one_hot[int(state)] = 1.0
-        return one_hot
+        return bidder_observation(state, self.base_env.observation_space)
 
     def episode_summary(self) -> dict[str, Any]:
         """Metrics of the episode so far (the last step's record holds them when it ends): env

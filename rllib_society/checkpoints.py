@@ -46,6 +46,24 @@ def load_modules(path: str | Path) -> dict[str, "RLModule"]:
     return modules
 
 
+def saved_society_config(path: str | Path) -> dict:
+    """The society config (``env_config`` of its `SocietyPPOConfig`: env, clones, options, ...)
+    a society's checkpoint was trained with, from RLlib's saved constructor arguments.
+
+    Raises:
+        ValueError: when the checkpoint holds no society config, naming the path.
+    """
+    import pickle
+
+    checkpoint = latest_checkpoint(path)
+    with (checkpoint / "class_and_ctor_args.pkl").open("rb") as file:
+        saved = pickle.load(file)
+    config = saved["ctor_args_and_kwargs"][0][0].get("env_config") or {}
+    if "clones" not in config:
+        raise ValueError(f"{str(checkpoint)!r} is not a checkpoint of a society (its env_config has no 'clones').")
+    return config
+
+
 def load_policy(path: str | Path) -> "RLModule":
     """The one module of a single-agent run (a monolithic policy, or an option).
 

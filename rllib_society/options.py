@@ -3,11 +3,15 @@ when its primitive wins an auction, acts on the env until it emits its ``done`` 
 ends, or the step budget is spent. Winning an option is one auction step; its reward is the
 discounted env return of its steps, sum_k gamma^k r_k, and its discount is gamma^L for L steps,
 exactly what `auction.episode_utilities` expects per auction step.
+
+An option is a single-agent policy (`ModulePolicy`) or a whole trained society (`SocietyPolicy`):
+a society of societies, whose inner auctions are kept in the step's info (`INNER_AUCTIONS`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +35,8 @@ class OptionResult:
     length: int
     terminated: bool
     truncated: bool
+    inner_auctions: list[dict] = field(default_factory=list)
+    """A society option's auctions, one per env step (`SocietyPolicy.last_auction`)."""
 
 
 def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma: float,
@@ -38,21 +44,28 @@ def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma
     """Runs `policy` on `env` from `state` until it emits `done_action` (which the env still
     receives: saying done can be the env's success), the env terminates or truncates, or
     `max_steps` env steps are spent."""
-    reward, discount, length = 0.0, 1.0, 0
+    reward, discount, length, inner = 0.0, 1.0, 0, []
     terminated = truncated = False
     while True:
         action = policy.act(state)
+        if getattr(policy, "last_auction", None) is not None:
+            inner.append(policy.last_auction)
         state, env_reward, terminated, truncated, _ = env.step(action)
         reward += discount * float(env_reward)
         discount *= gamma
         length += 1
         if terminated or truncated or action == done_action or length == max_steps:
-            return OptionResult(state, reward, discount, length, terminated, truncated)
+            return OptionResult(state, reward, discount, length, terminated, truncated, inner)
 
 
-#: Info keys of an `OptionsEnv` step: env steps the option took, and its discount gamma ** steps.
+#: Info keys of an `OptionsEnv` step: env steps the option took, its discount gamma ** steps,
+#: and a society option's own auctions (`SocietyPolicy.last_auction`, one per env step).
 OPTION_STEPS = "option_steps"
 OPTION_DISCOUNT = "discount"
+INNER_AUCTIONS = "inner_auctions"
+#: How a society option bids: its mean bids (the greedy society), or samples of its bid
+#: distributions (as it bid in training).
+OPTION_BIDS = ("greedy", "sampled")
 
 
 class OptionsEnv(gym.Wrapper):
@@ -75,6 +88,8 @@ class OptionsEnv(gym.Wrapper):
                           self.gamma, self.max_steps)
         self.state = done.state
         info = {OPTION_STEPS: done.length, OPTION_DISCOUNT: done.discount}
+        if done.inner_auctions:
+            info[INNER_AUCTIONS] = done.inner_auctions
         return done.state, done.reward, done.terminated, done.truncated, info
 
 
@@ -94,8 +109,78 @@ class ModulePolicy:
         return int(logits.argmax(-1)[0])
 
 
-def load_option_policy(checkpoint: str | Path) -> ModulePolicy:
-    """The frozen greedy policy of a pre-trained single-agent PPO run (or trial, or checkpoint)."""
-    from rllib_society.checkpoints import load_policy
+class SocietyPolicy:
+    """A trained society as an option's policy. At each env step every bidder of the society
+    bids for the state, the mean of its bid distribution (``greedy``) or a sample (``sampled``),
+    and the highest bidder's primitive, an env action, is taken (ties: lowest bidder), as in
+    `AuctionEnv`. `last_auction` holds that auction: ``{"bids": per bidder, "winner": primitive}``.
 
-    return ModulePolicy(load_policy(checkpoint))
+    Args:
+        modules: the society's RLModules in primitive order (`load_modules`).
+        encode: state -> what a bidder observes (`auction_env.bidder_observation`).
+        clones: bidders per primitive (they share their primitive's bid distribution).
+        bids: one of `OPTION_BIDS`.
+    """
+
+    def __init__(self, modules: list, encode: Callable[[Any], np.ndarray], clones: int = 1, bids: str = "greedy"):
+        if bids not in OPTION_BIDS:
+            raise ValueError(f"bids={bids!r} is not allowed; allowed: {', '.join(OPTION_BIDS)}.")
+        self.modules, self.encode, self.clones, self.bids = modules, encode, clones, bids
+        self.last_auction: dict | None = None
+
+    def act(self, observation) -> int:
+        import torch
+
+        from rllib_society.bidder import TorchBeta
+        from rllib_society.society_module import bid_inputs
+
+        with torch.no_grad():
+            inputs = bid_inputs(self.modules, torch.as_tensor(self.encode(observation), dtype=torch.float32)[None])
+            bids = TorchBeta.from_logits(inputs.repeat_interleave(self.clones, dim=1))
+            bids = bids.to_deterministic().loc if self.bids == "greedy" else bids.sample()
+        bids = bids[0, :, 0].numpy().astype(np.float64)
+        primitive = int(np.argmax(bids)) // self.clones
+        self.last_auction = {"bids": bids, "winner": primitive}
+        return primitive
+
+
+def load_option(checkpoint: str | Path, encode: Callable[[Any], np.ndarray], bids: str = "greedy"):
+    """The frozen option of a pre-trained run (or trial, or checkpoint): a single-agent policy
+    (`ModulePolicy`), or a society of this project (`SocietyPolicy`, bidding by `bids`)."""
+    from rllib_society.checkpoints import DEFAULT_MODULE_ID, load_modules, saved_society_config
+
+    modules = load_modules(checkpoint)
+    if list(modules) == [DEFAULT_MODULE_ID]:
+        return ModulePolicy(modules[DEFAULT_MODULE_ID])
+    return SocietyPolicy(list(modules.values()), encode, int(saved_society_config(checkpoint)["clones"]), bids)
+
+
+def check_option(checkpoint: str | Path, env: gym.Env, name: str = "option") -> None:
+    """Raises ValueError, naming the option (`name`) and what does not fit, unless the
+    checkpoint can act on `env` (the primitives' env): a policy's actions are the env's; a
+    society's primitives are the env's actions and its bidders observe the env's states."""
+    from rllib_society.auction_env import bidder_observation_space
+    from rllib_society.checkpoints import DEFAULT_MODULE_ID, load_modules, saved_society_config
+
+    try:
+        modules = load_modules(checkpoint)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+    first, actions = next(iter(modules.values())), int(env.action_space.n)
+    if list(modules) == [DEFAULT_MODULE_ID]:
+        if int(first.action_space.n) != actions:
+            raise ValueError(f"{name}={str(checkpoint)!r} does not fit the env: its policy has "
+                             f"{first.action_space.n} actions, the env {actions}.")
+        return
+    saved = saved_society_config(checkpoint)
+    what = f"{name}={str(checkpoint)!r} (a society trained on {saved.get('env')!r})"
+    if saved.get("options"):
+        raise ValueError(f"{what} cannot be an option: its primitives are options themselves; a society "
+                         f"option's primitives must be the env's actions.")
+    observed = bidder_observation_space(env.observation_space).shape
+    if tuple(first.observation_space.shape) != tuple(observed):
+        raise ValueError(f"{what} does not fit the env: its bidders observe states of shape "
+                         f"{tuple(first.observation_space.shape)}, the env's states give {tuple(observed)}.")
+    if len(modules) != actions:
+        raise ValueError(f"{what} does not fit the env: it has {len(modules)} primitives, one per action "
+                         f"of its env, and the env has {actions} actions.")

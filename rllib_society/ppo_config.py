@@ -18,6 +18,7 @@ from rllib_society.bidder import BidderCatalog
 from rllib_society.env_runner import SocietyEnvRunner
 from rllib_society.learner import SocietyPPOLearner
 from rllib_society.metrics import SocietyMetrics
+from rllib_society.options import OPTION_BIDS
 from rllib_society.society_env import BID_SPACE, SocietyEnv, policy_mapping_fn
 from rllib_society.society_module import SocietyMultiRLModule
 
@@ -58,7 +59,7 @@ class SocietyPPOConfig(PPOConfig):
                 gamma: float = NotProvided, value_range: list = NotProvided, truncation: str = NotProvided,
                 options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
-                eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
+                option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided) -> "SocietyPPOConfig":
         """Sets the society and everything that depends on it: the env, one module per
         primitive, the policy mapping, PPO's gamma and lambda, and the sampler's env runner and
@@ -73,8 +74,9 @@ class SocietyPPOConfig(PPOConfig):
                 else its reward range and time limit; see `rllib_society.value_range`).
             truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
                 paid the cut state's price; needs sampler "fast").
-            options: pre-trained options as the primitives (checkpoints, or objects with
-                ``act(obs)``), with option_done_action and option_max_steps.
+            options: pre-trained options as the primitives (checkpoints of policies or of
+                societies, or objects with ``act(obs)``), with option_done_action,
+                option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").
             eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
                 cut after eval_max_steps env steps (None: the env's time limit, else 1,000).
             sampler: "fast" (the society's env runner and learner) or "stock" (RLlib's).
@@ -136,5 +138,7 @@ def _check(config: dict[str, Any], sampler: str) -> None:
         raise ValueError("truncation='bootstrap' is not allowed with sampler='stock'; truncation must be 'end' "
                          "there: RLlib's stock learner would train the bids of the pricing auction, which earn "
                          "nothing. Use sampler='fast'.")
+    if config["option_bids"] not in OPTION_BIDS:
+        raise ValueError(f"option_bids={config['option_bids']!r} is not allowed; allowed: {', '.join(OPTION_BIDS)}.")
     if config["dropout_unit"] not in DROPOUT_UNITS:
         raise ValueError(f"dropout_unit={config['dropout_unit']!r} is not allowed; allowed: {', '.join(DROPOUT_UNITS)}.")

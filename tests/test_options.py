@@ -99,7 +99,7 @@ def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
 def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
     from experiments.config_files import load_config
     from rllib_society.checkpoints import load_modules
-    from rllib_society.options import load_option_policy
+    from rllib_society.options import ModulePolicy, load_option
     from experiments.training import train
 
     config = load_config("configs/tworooms_primitives.yaml", {
@@ -107,7 +107,8 @@ def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
     }, ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2"])
     checkpoint = train(config)["checkpoint"]
     assert list(load_modules(checkpoint)) == ["default_policy"]
-    policy = load_option_policy(checkpoint)
+    policy = load_option(checkpoint, encode=None)
+    assert isinstance(policy, ModulePolicy)
     observation, _ = society("Pretrain", []).base_env.reset(seed=0)
     assert policy.act(observation) in range(7)
     # The society takes checkpoint paths as its primitives.

@@ -8,7 +8,8 @@ import pytest
 
 from rllib_society.checkpoints import latest_checkpoint, load_modules
 from experiments.config_files import load_config, load_grid
-from rllib_society.options import load_option_policy
+from rllib_society.auction_env import make_base_env
+from rllib_society.options import check_option
 
 TINY = {"stop_timesteps": 256}
 TINY_SETS = ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2",
@@ -45,8 +46,8 @@ def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primiti
     pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
     assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
     assert list(load_modules(tmp_path / "pretrain")) == ["p0", "p1", "p2"]  # one module per option
-    with pytest.raises(ValueError, match="a society"):  # a society is no option
-        load_option_policy(tmp_path / "pretrain")
+    with pytest.raises(ValueError, match="primitives are options themselves"):  # a society of options is none
+        check_option(tmp_path / "pretrain", make_base_env("envs:TwoRooms-Pretrain-v0"))
     assert (tmp_path / "pretrain" / "episode.png").stat().st_size > 0  # the greedy episode strip
 
     transfer = run(tmp_path, "configs/tworooms_transfer.yaml", "transfer",
