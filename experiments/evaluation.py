@@ -12,7 +12,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
+    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
     q_values_by_step, to_values,
 )
 
@@ -67,7 +67,8 @@ def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | No
     winning primitive), ...] of its auctions).
 
     With a `frames` list (and an env made with ``render_mode="rgb_array"``), appends one dict per
-    auction, ``{"frame", "bids", "winner", "env_steps"}``, and the final frame.
+    auction, ``{"frame", "bids", "winner", "env_steps", "inner"}`` (``inner``: a society option's
+    own auctions, else None), and the final frame.
     """
     observation, _ = env.reset(seed=seed)
     picks = []
@@ -81,7 +82,8 @@ def greedy_episode(env: AuctionEnv, modules: dict[str, RLModule], seed: int | No
         if not record["pricing"]:
             picks.append((step, state, record["winner"] // env.clones))
         if frames is not None:
-            frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps)
+            frames[-1].update(winner=record["winner"] // env.clones, env_steps=env._env_steps,
+                              inner=record.get(INNER_AUCTIONS))
         ended = terminated or truncated
         if ended or env._env_steps >= max_env_steps:
             summary = {**(record[EPISODE_INFO] if ended else env.episode_summary()), "timeout": not ended}

@@ -122,3 +122,25 @@ def test_a_society_that_does_not_fit_the_env_is_refused_before_ray_starts(inner_
     with pytest.raises(ValueError, match=message):
         load_config(None, {"env": env_id, "env_config": env_config, "options": [str(inner_society)],
                            "option_done_action": 0, "value_range": [0, 1]})
+
+
+def test_the_greedy_episode_records_both_levels_and_pictures_them(inner_society, tmp_path):
+    from experiments.evaluation import greedy_episode
+    from experiments.reporting import plot_episode_strip
+    from rllib_society import load_modules
+
+    # The outer society reuses the inner bidders: its p0 (the society option) bids as the inner
+    # Right does, its p1 (the flat Right option) as the inner Left, so the society option wins
+    # every state: s0 -> s1 -> s2, done -> s1; then s1 -> s2, done -> s1, ... until the 20-step cut.
+    inner = load_modules(inner_society)
+    env = outer([str(inner_society), Scripted(RIGHT)])
+    env.base_env.render = lambda: np.zeros((4, 4, 3))  # Chain renders nothing
+    frames: list = []
+    summary, picks = greedy_episode(env, {"p0": inner["p1"], "p1": inner["p0"]}, seed=0, frames=frames)
+    auctions = frames[:-1]
+    assert [a["winner"] for a in auctions] == [0] * len(auctions)
+    assert [i["winner"] for i in auctions[0]["inner"]] == [RIGHT, RIGHT, LEFT]
+    assert all([i["winner"] for i in a["inner"]] == [RIGHT, LEFT] for a in auctions[1:-1])
+    assert summary["env_steps"] == 20 and not summary["timeout"]  # Chain's own limit cut it
+    plot_episode_strip(frames, ["p0 society", "p1 right"], tmp_path / "episode.png")
+    assert (tmp_path / "episode.png").stat().st_size > 0
