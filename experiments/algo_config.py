@@ -9,6 +9,7 @@ from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from rllib_society import MODULES_SUBDIR, BaseEnv, latest_checkpoint, make_base_env, SocietyPPOConfig
+from rllib_society.semi_mdp import SemiMDPPPOLearner
 from experiments.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from experiments.config import ExperimentConfig, make_config
 from experiments.preflight import importable_env_id
@@ -36,9 +37,11 @@ def society_ppo_config(config: ExperimentConfig) -> SocietyPPOConfig:
 
 
 def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
-    """Single-agent PPO whose actions are the primitives (the wrapped env's own actions), with
-    the same networks, batch, budget and PPO settings as the society: the paper's baseline.
-    Discrete states are one-hot encoded as for the bidders (RLlib's FlattenObservations)."""
+    """Single-agent PPO whose actions are the primitives (the wrapped env's own actions, or the
+    options), with the same networks, batch, budget and PPO settings as the society: the
+    paper's baseline. Discrete states are one-hot encoded as for the bidders (RLlib's
+    FlattenObservations); over options, its GAE discounts each option by gamma ** its length
+    (`SemiMDPPPOLearner`), as the society's utilities do."""
     env = make_base_env(importable_env_id(config.env), config.env_config)  # in a trial's process too
     one_hot = isinstance(env.observation_space, gym.spaces.Discrete)
     env.close()
@@ -51,6 +54,8 @@ def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
         .training(gamma=config.gamma)
         .callbacks(MonolithicMetricsCallback)
     )
+    if config.options:  # an option of L env steps discounts what follows by gamma ** L, as in the society
+        algo_config.learners(learner_class=SemiMDPPPOLearner)
     return _shared_settings(algo_config, config)
 
 
