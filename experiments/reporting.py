@@ -221,10 +221,11 @@ def write_summary(summary: dict[str, Any], path: Path) -> None:
 
 def results_table(summary: dict[str, Any]) -> str:
     """A short plain-text table of the summary's headline numbers."""
+    society = summary.get("algo", "society") == "society"
     rows = [
         ("env", summary["env"]),
         ("algo", summary.get("algo", "society")),
-        ("auction / clones", f"{summary['auction']} / {summary['clones']}"),
+        *([("auction / clones", f"{summary['auction']} / {summary['clones']}")] if society else []),
         ("env steps", f"{summary['env_steps']:,}"),
         ("wall seconds", summary["wall_seconds"]),
         ("train return (mean)", _fmt(summary["train_return_mean"])),
@@ -236,7 +237,7 @@ def results_table(summary: dict[str, Any]) -> str:
         rows.append(("greedy episodes cut (time-outs)", summary["greedy_timeouts"]))
     if summary.get("eval_failed"):
         rows.append(("last evaluation", "FAILED (see the log)"))
-    if "bid_error" in summary:
+    if "bid_error" in summary and society:
         rows.append(("bid error vs Q*", _fmt(summary["bid_error"])))
         rows.append(("bid error, every primitive", _fmt(summary.get("bid_error_all"))))
     rows += [(f"{key.replace('_', ' ')} (held out)", _fmt(summary[key]))

@@ -63,3 +63,14 @@ def test_a_big_societys_results_table_shows_each_states_highest_bids():
     table = results_table({**summary, "mean_bids": {0: bids}, "q_star": {0: {"p19": 0.2}}})
     assert "s0: p19 0.190 [0.200]  p18 0.180" in table and "(+12 more in summary.json)" in table
     assert "p11 0.110" not in table
+
+
+def test_the_baselines_results_table_has_no_auction_rows():
+    from experiments.reporting import results_table
+
+    summary = {"env": "Taxi-v3", "algo": "monolithic", "auction": "ccv", "clones": 2, "env_steps": 400,
+               "wall_seconds": 1.0, "train_return_mean": -200.0, "greedy_return": -200.0, "greedy_length": 200.0,
+               "bid_error": None}
+    table = results_table(summary)
+    assert "algo                         monolithic" in table
+    assert "auction" not in table and "bid error" not in table
