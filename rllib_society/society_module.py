@@ -83,10 +83,16 @@ class TiedMLPs:
                 stack.grad = None
 
     def _tied(self, i: int) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
-        params = [[layer._parameters[name] for layer in self.layers[i]] for name in ("weight", "bias")]
-        if self._pointers.get(i) != [p.data_ptr() for group in params for p in group]:
+        """Layer i's stacks, tied anew when its parameters no longer view them (e.g. after
+        ``module.to()``, which moves every parameter: checking the first and last module's
+        is enough, and costs O(1), not O(N), per forward pass)."""
+        layers = self.layers[i]
+        ends = [layer._parameters[name].data_ptr() for layer in (layers[0], layers[-1]) for name in ("weight", "bias")]
+        if self._pointers.get(i) != ends:
+            params = [[layer._parameters[name] for layer in layers] for name in ("weight", "bias")]
             self._pairs[i] = [(_tie(group), group) for group in params]
-            self._pointers[i] = [p.data_ptr() for group in params for p in group]
+            self._pointers[i] = [layer._parameters[name].data_ptr() for layer in (layers[0], layers[-1])
+                                 for name in ("weight", "bias")]
         return self._pairs[i]
 
 
