@@ -24,10 +24,13 @@ def plot_checkpoint_episode(config: ExperimentConfig, checkpoint: str, path: Pat
     society_config = config.society_config()
     society_config["env_config"] = {**society_config["env_config"], "render_mode": "rgb_array"}
     frames: list = []
-    greedy_episode(evaluation_env(society_config), load_modules(checkpoint), seed=config.seed, frames=frames)
+    env = evaluation_env(society_config)
+    greedy_episode(env, load_modules(checkpoint), seed=config.seed, frames=frames)
     names = [f"p{k} {Path(option).name[:28]}" for k, option in enumerate(config.options)]
+    actions = getattr(env.base_env.unwrapped, "actions", None)  # MiniGrid names its actions
+    inner_names = [action.name for action in actions] if actions is not None else None
     plot_episode_strip(frames, names, path, title=f"{config.env}: greedy society ({config.auction}, "
-                                                  f"{config.clones} clones)")
+                                                  f"{config.clones} clones)", inner_names=inner_names)
 
 
 def plot_checkpoint_test_episodes(config: ExperimentConfig, checkpoint: str, path: Path) -> bool:

@@ -301,10 +301,12 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     return True
 
 
-def plot_episode_strip(frames: list[dict], names: list[str], path: Path, title: str = "") -> None:
+def plot_episode_strip(frames: list[dict], names: list[str], path: Path, title: str = "",
+                       inner_names: list[str] | None = None) -> None:
     """A PNG strip of one greedy episode (`evaluation.greedy_episode` frames): the state at each
     auction with its winner and every primitive's bid, then the final state. A society option's
-    own auctions are listed under its frame: each inner winner (its primitive) and winning bid."""
+    own auctions are listed under its frame: each inner winner (`inner_names`, e.g. the env's
+    action names, else ``p<k>``) and its winning bid."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +325,8 @@ def plot_episode_strip(frames: list[dict], names: list[str], path: Path, title: 
         axis.set_title(f"auction {step + 1}: {names[frame['winner']]}\nbids {bids}", fontsize=7)
         label = f"after it: {frame['env_steps']} env steps"
         if frame.get("inner"):
-            inner = [f"p{a['winner']} {max(a['bids']):.2f}" for a in frame["inner"]]
+            name = (lambda k: inner_names[k]) if inner_names else (lambda k: f"p{k}")
+            inner = [f"{name(a['winner'])} {max(a['bids']):.2f}" for a in frame["inner"]]
             label += "\ninside: " + "\n".join(", ".join(inner[k:k + 4]) for k in range(0, len(inner), 4))
         axis.set_xlabel(label, fontsize=6)
     if title:
