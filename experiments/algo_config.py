@@ -54,7 +54,7 @@ def monolithic_ppo_config(config: ExperimentConfig) -> PPOConfig:
         .training(gamma=config.gamma)
         .callbacks(MonolithicMetricsCallback)
     )
-    if config.options:  # an option of L env steps discounts what follows by gamma ** L, as in the society
+    if config.options and config.baseline_discount == "semi_mdp":  # gamma ** L after an option, as the society
         algo_config.learners(learner_class=SemiMDPPPOLearner)
     return _shared_settings(algo_config, config)
 

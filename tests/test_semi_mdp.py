@@ -69,3 +69,16 @@ def test_the_baselines_learner_reads_each_options_discount_from_its_episode(ray_
         algo.train()  # and PPO trains with it
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize(("discount", "semi_mdp"), [("semi_mdp", True), ("per_step", False)])
+def test_the_baselines_discount_over_options_is_a_config_key(discount, semi_mdp):
+    from experiments.algo_config import monolithic_ppo_config
+    from experiments.config_files import load_config
+    from rllib_society.semi_mdp import SemiMDPPPOLearner
+
+    config = load_config(None, {"env": "Chain-v0", "algo": "monolithic", "value_range": [0, 1],
+                                "baseline_discount": discount})
+    with_options = monolithic_ppo_config(config.model_copy(update={"options": ["an option"]}))
+    assert (with_options.learner_class is SemiMDPPPOLearner) == semi_mdp
+    assert monolithic_ppo_config(config).learner_class is not SemiMDPPPOLearner  # no options: RLlib's GAE
