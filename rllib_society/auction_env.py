@@ -230,11 +230,10 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         winners, prices = clear_auctions(bids[None], self.active[None])
         winner = int(winners[0])
-        self._inner_auctions = None
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
-            state, env_reward, discount, terminated, truncated = self.state, 0.0, 1.0, False, True
+            state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
         else:
-            state, env_reward, discount, terminated, truncated = self.apply_primitive(winner // self.clones)
+            state, env_reward, discount, terminated, truncated, inner = self.apply_primitive(winner // self.clones)
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
         reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
@@ -253,25 +252,25 @@ class AuctionEnv(gym.Env):
             "last": last,
             "pricing": self.pricing,
         }
-        if self._inner_auctions:  # a society option's own auctions, one per env step
-            record[INNER_AUCTIONS] = self._inner_auctions
+        if inner:  # a society option's own auctions, one per env step
+            record[INNER_AUCTIONS] = inner
         if last:
             record[EPISODE_INFO] = self.episode_summary()
         self.state = state
         self.pricing = cut
         return self._encode(state), reward, terminated, truncated and not cut, {AUCTION_INFO: record}
 
-    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool]:
+    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool, list | None]:
         """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
 
         Returns:
             (next state, reward (an option's discounted return), discount gamma ** env steps,
-            terminated, truncated).
+            terminated, truncated, a society option's own auctions or None).
         """
         state, reward, terminated, truncated, info = self.base_env.step(primitive)
         self._env_steps += info.get(OPTION_STEPS, 1)
-        self._inner_auctions = info.get(INNER_AUCTIONS)
-        return state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated
+        return (state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated,
+                info.get(INNER_AUCTIONS))
 
     def _sample_active(self) -> np.ndarray:
         """Agent dropout: each unit (bidder, or primitive with its clones) sits out with
