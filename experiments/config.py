@@ -85,13 +85,13 @@ class ExperimentConfig(BaseModel):
     option_done_action: int | None = None
     """The env action with which an option says it is done (MiniGrid's done: 6)."""
     option_max_steps: Annotated[int, Field(gt=0)] | None = None
+    """Optional cap on one option's env steps (else the env's time limit ends it)."""
     option_bids: Literal[OPTION_BIDS] = "greedy"
     """How an option that is a society bids: its mean bids, or samples (as in its training)."""
     baseline_discount: Literal["semi_mdp", "per_step"] = "semi_mdp"
     """How the monolithic baseline over options discounts what follows an option of L env steps:
     by gamma ** L as the society does ("semi_mdp"), or by one gamma per option (RLlib's GAE;
     the baseline before session 9)."""
-    """Optional cap on one option's env steps (else the env's time limit ends it)."""
 
     # Bidder networks (RLlib's default PPO module with Beta bids)
     fcnet_hiddens: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [16])
