@@ -21,7 +21,7 @@ import numpy as np
 from experiments.algo_config import build_algo_config
 from experiments.config_files import load_config
 from experiments.evaluation import (
-    coverable_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env, q_star_by_step,
+    coverable_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env, q_star_by_step, run_episodes,
 )
 from rllib_society import BaseEnv, latest_checkpoint, load_modules, load_policy, make_base_env
 
@@ -33,15 +33,8 @@ def optimal_returns(society_config: dict[str, Any], episodes: int, seed: int, ma
     if q_values is None:
         return None
     env = make_base_env(society_config["env"], society_config["env_config"])
-    returns = []
-    for episode in range(episodes):
-        state, _ = env.reset(seed=seed + episode)
-        total, steps, done = 0.0, 0, False
-        while not done and steps < max_env_steps:
-            action = int(np.argmax(q_values[min(steps, len(q_values) - 1)][state]))
-            state, reward, terminated, truncated, _ = env.step(action)
-            total, steps, done = total + float(reward), steps + 1, terminated or truncated
-        returns.append(total)
+    act = lambda state, steps: int(np.argmax(q_values[min(steps, len(q_values) - 1)][state]))  # noqa: E731
+    returns, _, _ = run_episodes(env, act, episodes, seed, max_env_steps)
     env.close()
     return returns
 

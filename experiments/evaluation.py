@@ -3,7 +3,7 @@ bids per state are compared with Q* (the paper's central claim: truthful bids eq
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -98,25 +98,35 @@ def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int
     """Greedy return, length (env steps) and time-outs (episodes cut at `max_env_steps`) of a
     single-agent policy taking its most likely action; Discrete states are one-hot encoded, as
     RLlib's FlattenObservations does."""
+    def act(state, steps: int) -> int:
+        one_hot = isinstance(env.observation_space, gym.spaces.Discrete)
+        obs = np.eye(env.observation_space.n)[state] if one_hot else state
+        with torch.no_grad():
+            logits = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]})
+        return int(logits[Columns.ACTION_DIST_INPUTS].argmax(-1)[0])
+
+    returns, lengths, timeouts = run_episodes(env, act, episodes, seed, max_env_steps)
+    return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths)),
+            "greedy_success": float(np.mean(np.array(returns) > 0)), "greedy_timeouts": timeouts}
+
+
+def run_episodes(env: gym.Env, act: Callable[[Any, int], int], episodes: int, seed: int | None,
+                 max_env_steps: int) -> tuple[list[float], list[int], int]:
+    """Runs a single-agent chooser ``act(state, env steps so far) -> action`` on seeds ``seed,
+    seed + 1, ...``, each episode cut at `max_env_steps`; returns each episode's env return and
+    env steps (an option's info counts its own), and how many were cut."""
     returns, lengths, timeouts = [], [], 0
     for episode in range(episodes):
         state, _ = env.reset(seed=None if seed is None else seed + episode)
         total, steps, done = 0.0, 0, False
         while not done and steps < max_env_steps:
-            obs = np.eye(env.observation_space.n)[state] if isinstance(
-                env.observation_space, gym.spaces.Discrete) else state
-            with torch.no_grad():
-                logits = module.forward_inference(
-                    {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]}
-                )[Columns.ACTION_DIST_INPUTS]
-            state, reward, terminated, truncated, info = env.step(int(logits.argmax(-1)[0]))
+            state, reward, terminated, truncated, info = env.step(act(state, steps))
             total, done = total + float(reward), terminated or truncated
             steps += info.get(OPTION_STEPS, 1)
         returns.append(total)
         lengths.append(steps)
         timeouts += not done
-    return {"greedy_return": float(np.mean(returns)), "greedy_length": float(np.mean(lengths)),
-            "greedy_success": float(np.mean(np.array(returns) > 0)), "greedy_timeouts": timeouts}
+    return returns, lengths, timeouts
 
 
 def evaluation_env(society_config: dict[str, Any]) -> AuctionEnv:
