@@ -140,8 +140,11 @@ def test_env_runners_spread_over_two_nodes():
 def test_a_chaos_run_loses_nothing(tmp_path):
     # The short version of benchmarks/chaos.py: on its own two-node cluster, env runners killed
     # every 10 s (pids from that cluster's actor table) and the driver killed once and resumed.
+    # At 20k env steps the bid error is still falling fast (0.27 to 0.16 over the last 10
+    # iterations of one run) and three runs of seed 0 ended at 0.06-0.17 (README), so "within
+    # noise" is a 0.12 difference here; the greedy return must still be the same.
     report = tmp_path / "chaos.json"
-    done = script("benchmarks/chaos.py", "--stop-timesteps", "20000", "--kill-every", "10",
+    done = script("benchmarks/chaos.py", "--stop-timesteps", "20000", "--kill-every", "10", "--bid-tolerance", "0.12",
                   "--output", str(tmp_path / "runs"), "--json", str(report), timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(report.read_text())
