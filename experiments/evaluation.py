@@ -12,8 +12,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_STEPS, AuctionEnv, greedy_bids, make_base_env, primitive_name,
-    q_values_by_step, to_values,
+    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_STEPS, AuctionEnv, bidder_observation, greedy_bids,
+    make_base_env, primitive_name, q_values_by_step, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
@@ -99,10 +99,9 @@ def evaluate_policy(module: RLModule, env: gym.Env, episodes: int = 1, seed: int
     single-agent policy taking its most likely action; Discrete states are one-hot encoded, as
     RLlib's FlattenObservations does."""
     def act(state, steps: int) -> int:
-        one_hot = isinstance(env.observation_space, gym.spaces.Discrete)
-        obs = np.eye(env.observation_space.n)[state] if one_hot else state
+        obs = bidder_observation(state, env.observation_space)
         with torch.no_grad():
-            logits = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]})
+            logits = module.forward_inference({Columns.OBS: torch.as_tensor(obs)[None]})
         return int(logits[Columns.ACTION_DIST_INPUTS].argmax(-1)[0])
 
     returns, lengths, timeouts = run_episodes(env, act, episodes, seed, max_env_steps)

@@ -31,6 +31,7 @@ _LAZY = {
     "EPISODE_INFO": "rllib_society.auction_env",
     "TRUNCATIONS": "rllib_society.auction_env",
     "resolve_value_range": "rllib_society.auction_env",
+    "bidder_observation": "rllib_society.auction_env",
     "SocietyMultiRLModule": "rllib_society.society_module",
     "bid_inputs": "rllib_society.society_module",
     "greedy_bids": "rllib_society.society_module",
