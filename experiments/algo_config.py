@@ -3,6 +3,8 @@ that applies it per trial."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
@@ -28,7 +30,8 @@ def society_ppo_config(config: ExperimentConfig) -> SocietyPPOConfig:
     exact auction utility, sampled and trained by the fast path or RLlib's own (``sampler``)."""
     algo_config = (
         SocietyPPOConfig()
-        .society(**config.society_config(), sampler=config.sampler)
+        .society(**config.society_config(), sampler=config.sampler,
+                 row_ledger=config.row_ledger and str(Path(config.row_ledger).expanduser().resolve()))
         .rl_module(model_config=model_config(config))
         .learners(learner_config_dict={"standardize_advantages": config.standardize_advantages})
         .callbacks(SocietyMetricsCallback)

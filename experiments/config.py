@@ -14,13 +14,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rllib_society import AUCTIONS, DROPOUT_UNITS, OPTION_BIDS, TRUNCATIONS, check_value_range, retired_reward_scale
+from rllib_society import SAMPLERS, FieldError, check_society_settings, retired_reward_scale
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
 ALGOS = ("society", "monolithic")
-#: How a society samples and learns (`SocietyPPOConfig`): the society's batched env runner and
-#: learner, or RLlib's own multi-agent runner and PPO learner (the reference path).
-SAMPLERS = ("fast", "stock")
 #: RLlib's batch modes.
 BATCH_MODES = ("truncate_episodes", "complete_episodes")
 #: Keys holding a mapping that ``--set`` and grids reach one entry at a time: ``env_config.<name>``.
@@ -50,30 +47,32 @@ class ExperimentConfig(BaseModel):
     """"society" (bidders in an auction) or "monolithic" (one PPO policy whose actions are the
     primitives: the paper's baseline; the society keys below are then unused)."""
 
-    sampler: Literal[SAMPLERS] = "fast"
+    # The society's keys (sampler to option_bids) are typed Any: the library checks them
+    # (`check_society_settings`), so that the YAML and `.society(...)` word their errors alike.
+    sampler: Any = "fast"
     """How a society samples and learns: "fast" (its batched env runner and learner) or "stock"
     (RLlib's own multi-agent env runner and PPO learner, the reference path; slower)."""
 
     # Society (spec sections 1-2)
-    auction: Literal[AUCTIONS] = "ccv"
+    auction: Any = "ccv"
     """Utility the bidders are trained on: v, ccv, bb or env."""
-    clones: Annotated[int, Field(ge=1)] = 2
-    """Agent ids per primitive sharing one policy; 1 = solitary society."""
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    clones: Any = 2
+    """Agent ids per primitive sharing one policy (an integer >= 1; 1 = solitary society)."""
+    dropout: Any = 0.0
     """Probability that an agent id sits out a whole training episode (two always stay)."""
-    dropout_unit: Literal[DROPOUT_UNITS] = "agent"
+    dropout_unit: Any = "agent"
     """What sits out together: "agent" (each id on its own, the spec's) or "primitive" (all its
     clones, so every active primitive bids against its twin: the truthful pull of a Vickrey
     auction reaches low-value primitives too)."""
-    gamma: Annotated[float, Field(ge=0, le=1)] = 0.99
-    """The society's discount, applied inside the utilities (PPO's own gamma is 0)."""
-    value_range: list[float] | None = None
+    gamma: Any = 0.99
+    """The society's discount in [0, 1], applied inside the utilities (PPO's own gamma is 0)."""
+    value_range: Any = None
     """[lo, hi]: the env values that bids 0 and 1 stand for, b = (Q - lo) / (hi - lo), with the
     rewards mapped so that the optimal policy is kept (`rllib_society.value_range`). None: [0, 1]
     widened to hold Q* (envs with a transition table P), else every return the env's reward
     range and time limit allow. Reports stay in env units. Replaces reward_scale: s, which is
     [0, 1/s]."""
-    truncation: Literal[TRUNCATIONS] = "end"
+    truncation: Any = "end"
     """What a time-limit cut means: "end" (the end of the task: the cut auction's lookahead is 0,
     as in the paper's code; the monolithic baseline treats it as a termination) or "bootstrap"
     (only a cut: the cut auction is paid the cut state's price, as if the episode went on, and
@@ -82,11 +81,11 @@ class ExperimentConfig(BaseModel):
     """Pre-trained options as the primitives (run, trial or checkpoint folders of single-agent
     policies, or of societies over the env's actions), in place of the env's actions; each runs
     until it emits `option_done_action`."""
-    option_done_action: int | None = None
+    option_done_action: Any = None
     """The env action with which an option says it is done (MiniGrid's done: 6)."""
-    option_max_steps: Annotated[int, Field(gt=0)] | None = None
+    option_max_steps: Any = None
     """Optional cap on one option's env steps (else the env's time limit ends it)."""
-    option_bids: Literal[OPTION_BIDS] = "greedy"
+    option_bids: Any = "greedy"
     """How an option that is a society bids: its mean bids, or samples (as in its training)."""
     baseline_discount: Literal["semi_mdp", "per_step"] = "semi_mdp"
     """How the monolithic baseline over options discounts what follows an option of L env steps:
@@ -142,9 +141,9 @@ class ExperimentConfig(BaseModel):
     env_runner_restart_delay_s: Annotated[float, Field(ge=0)] = 1.0
     """Seconds before RLlib restarts an env runner that died (RLlib's own default is 60)."""
     seed: int = 0
-    eval_episodes: Annotated[int, Field(gt=0)] = 1
+    eval_episodes: Any = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
-    eval_max_steps: Annotated[int, Field(gt=0)] | None = None
+    eval_max_steps: Any = None
     """Env steps after which a greedy evaluation episode is cut and counted as a time-out
     (``greedy_timeouts``), so a policy that never ends cannot stall training. None: the env's
     time limit, else 1,000."""
@@ -165,6 +164,10 @@ class ExperimentConfig(BaseModel):
     ``PPOConfig.update_from_dict`` does): ``rllib: {num_learners: 2, kl_coeff: 0.0}`` or
     ``--set rllib.num_learners=2``. Names are checked against `PPOConfig` before Ray starts; the
     settings this config or the society owns are refused with the key to use instead."""
+    row_ledger: str | None = None
+    """Folder where the fast path's env runners and learners write the identities of the rows
+    they hand over and train (`rllib_society.rows`; `benchmarks/chaos.py` compares them). None:
+    not written."""
     storage_path: str | None = None
     """Where Tune keeps trial folders and checkpoints: a folder every node of the cluster can
     reach (e.g. NFS). None keeps them inside the output folder."""
@@ -214,14 +217,6 @@ class ExperimentConfig(BaseModel):
             raise ValueError("a float > 0 or a schedule [[0, lr], [env_step, lr], ...]")
         return lr
 
-    @field_validator("value_range")
-    @classmethod
-    def _value_range(cls, value_range):
-        try:
-            return value_range if value_range is None else list(check_value_range(value_range))
-        except ValueError:
-            raise ValueError("None or [lo, hi], two finite numbers with lo < hi") from None
-
     @field_validator("conv_filters")
     @classmethod
     def _conv_filters(cls, filters):
@@ -238,25 +233,21 @@ class ExperimentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
+        # The society's keys: the library's own check (`.society(...)` words its errors the same).
+        check_society_settings({key: getattr(self, key) for key in SOCIETY_KEYS}, self.sampler)
         if not (self.standardize_advantages or self.sampler == "fast"):
             raise FieldError("standardize_advantages", self.standardize_advantages,
                              "true with sampler: stock (RLlib's GAE always standardizes advantages)")
-        if self.truncation == "bootstrap" and self.sampler == "stock":
-            raise FieldError("truncation", self.truncation,
-                             "end with sampler: stock (RLlib's learner would train the pricing auction's bids)")
         if self.minibatch_size > self.train_batch_size_per_learner:
             raise FieldError("minibatch_size", self.minibatch_size,
                              f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")
         return self
 
 
-class FieldError(ValueError):
-    """A cross-field check's error, naming the field, its value and what is allowed."""
-
-    def __init__(self, name: str, value: Any, allowed: str):
-        super().__init__(f"{name}={value!r} is not allowed; {name} must be {allowed}.")
-
-
+#: The keys of the society itself (`SocietyPPOConfig.society`), checked by the library.
+SOCIETY_KEYS = ("env", "env_config", "auction", "clones", "dropout", "dropout_unit", "gamma", "value_range",
+                "truncation", "eval_episodes", "eval_max_steps", "options", "option_done_action",
+                "option_max_steps", "option_bids")
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 
 

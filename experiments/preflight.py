@@ -126,23 +126,8 @@ def importable_env_id(env_id: str) -> str:
 
 
 def check_env(env_id: str, env_config: dict) -> None:
-    """Makes the env once to check that it exists and has a Discrete action space."""
-    import gymnasium as gym
+    """Makes the env once to check that it exists and suits a society (`make_checked_env`)."""
+    import envs  # noqa: F401  (registers the project's ids in this process)
+    from rllib_society import make_checked_env
 
-    import envs  # registers the project's ids in this process
-    from rllib_society import check_base_env, make_base_env
-
-    try:
-        env = make_base_env(env_id, env_config)
-    except (gym.error.Error, ModuleNotFoundError, AttributeError) as error:
-        project_ids = ", ".join(envs.ENV_IDS)
-        raise ValueError(
-            f"env={env_id!r}: cannot make it ({error}). Allowed: a registered gymnasium id "
-            f"(this project's: {project_ids}) or 'module:EnvId'."
-        ) from None
-    except TypeError as error:
-        raise ValueError(f"env_config={env_config!r} does not fit env {env_id!r}: {error}") from None
-    try:
-        check_base_env(env, env_id)
-    finally:
-        env.close()
+    make_checked_env(env_id, env_config).close()

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rllib_society.auction import clear_auctions, episode_utilities
+from rllib_society.errors import FieldError
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
@@ -144,7 +145,7 @@ def bidder_observation(state, state_space: gym.Space) -> np.ndarray:
 def society_spaces(society_config: dict[str, Any]) -> tuple[int, gym.spaces.Box]:
     """How many primitives a society has (its options, else its env's actions) and what each
     bidder observes, without loading the options."""
-    env = make_base_env(society_config["env"], society_config["env_config"])
+    env = make_checked_env(society_config["env"], society_config["env_config"])
     try:
         count = len(society_config["options"]) if society_config.get("options") else int(env.action_space.n)
         return count, bidder_observation_space(env.observation_space)
@@ -152,18 +153,36 @@ def society_spaces(society_config: dict[str, Any]) -> tuple[int, gym.spaces.Box]
         env.close()
 
 
+def make_checked_env(env_id: str, env_config: dict | None = None) -> gym.Env:
+    """The wrapped env (`make_base_env`), checked to suit a society (`check_base_env`).
+
+    Raises:
+        FieldError: naming ``env`` when it cannot be made or does not suit a society, or
+            ``env_config`` when the env refuses its arguments.
+    """
+    try:
+        env = make_base_env(env_id, env_config)
+    except (gym.error.Error, ModuleNotFoundError, AttributeError) as error:
+        raise FieldError("env", env_id, f"a registered gymnasium id or 'module:EnvId' (gymnasium: {error})") from None
+    except TypeError as error:
+        raise FieldError("env_config", env_config, f"the arguments of env {env_id!r} ({error})") from None
+    try:
+        check_base_env(env, env_id)
+    except ValueError:
+        env.close()
+        raise
+    return env
+
+
 def check_base_env(env: gym.Env, env_id: str) -> None:
-    """Raises ValueError unless the env's spaces suit a society."""
+    """Raises `FieldError` (a ValueError) unless the env's spaces suit a society: Discrete
+    actions (one primitive each), Discrete (one-hot encoded) or Box observations."""
     if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise ValueError(
-            f"env {env_id!r} has action space {env.action_space}; a society needs a Discrete "
-            f"action space (one primitive per action)."
-        )
+        raise FieldError("env", env_id, f"an env with a Discrete action space (one primitive per action), not "
+                                        f"{env.action_space}")
     if not isinstance(env.observation_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        raise ValueError(
-            f"env {env_id!r} has observation space {env.observation_space}; allowed: Discrete "
-            f"(one-hot encoded) or Box."
-        )
+        raise FieldError("env", env_id, f"an env whose observation space is Discrete (one-hot encoded) or Box, "
+                                        f"not {env.observation_space}")
 
 
 class AuctionEnv(gym.Env):

@@ -17,6 +17,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
 from rllib_society.env_runner import AuctionChunk
+from rllib_society.rows import RowEntry, entries_of
 
 
 class AuctionChunksToBatch(ConnectorV2):
@@ -66,3 +67,23 @@ class AuctionChunksToBatch(ConnectorV2):
                 Postprocessing.VALUE_TARGETS: tensor(targets),
             }
         return batch
+
+
+def trained_row_entries(chunks: list[AuctionChunk], seen: np.ndarray, trained: np.ndarray) -> list[RowEntry]:
+    """The identities of the rows of `chunks` that were trained: laid out as `AuctionChunksToBatch`
+    lays them (row r * clones + c: auction r of the non-empty chunks, clone c), a row of bidder
+    k * clones + c is trained when `seen` marks its row, module k is `trained` and the bidder
+    was active."""
+    chunks = [chunk for chunk in chunks if len(chunk)]
+    if not chunks:
+        return []
+    clones = chunks[0].bids.shape[1] // chunks[0].bid_inputs.shape[1]
+    seen = seen.reshape(-1, clones)  # (auctions, clones)
+    bidders = np.repeat(trained, clones)
+    entries, offset = [], 0
+    for chunk in chunks:
+        rows = seen[offset:offset + len(chunk)]
+        offset += len(chunk)
+        steps = np.array([record["step"] for record in chunk.records], dtype=np.int64)
+        entries += entries_of(chunk.id_, steps, np.tile(rows, len(trained)) & chunk.active & bidders)
+    return entries

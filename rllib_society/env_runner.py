@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from ray.rllib.callbacks.utils import make_callback
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED,
@@ -33,6 +34,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
 from rllib_society.bidder import TorchBeta
+from rllib_society.rows import SAMPLED, RowEntry, RowLedger, entries_of
 
 
 @dataclass
@@ -103,6 +105,12 @@ class AuctionChunk:
         """The sum of the rows' utilities over the active bidders."""
         return float(self.utilities[:, self.active].sum())
 
+    def row_entries(self) -> list[RowEntry]:
+        """The identities of the chunk's rows (`rllib_society.rows`): every active bidder's bid
+        at each of its auctions."""
+        steps = np.array([record["step"] for record in self.records], dtype=np.int64)
+        return entries_of(self.id_, steps, np.broadcast_to(self.active, (len(steps), len(self.active))))
+
     def get_infos(self, index: int) -> dict:
         """The info of a step, as a single-agent episode's (``get_infos(-1)``: the last, which is
         the pricing auction's when the episode was cut and priced)."""
@@ -111,26 +119,65 @@ class AuctionChunk:
 
 
 @dataclass
-class _OpenEpisode:
-    """The rows of a running episode not yet handed to the learner."""
+class AuctionEpisode:
+    """A running episode of one society on the fast path, as its ``on_episode_*`` callbacks get
+    it in place of RLlib's `MultiAgentEpisode` (a society's rows reach the learner as
+    `AuctionChunk`s with the same id; the episode keeps only what is not handed over yet).
 
+    What a callback can read: ``id_``, ``env_index``, ``custom_data`` (a dict for the callback's
+    own use, as RLlib's episodes have), ``len(episode)`` (auctions so far), ``get_infos(-1)``
+    (the last step's info: its auction record), ``get_return()`` (the utilities of the rows
+    handed over so far) and ``is_done``."""
+
+    env_index: int = 0
     id_: str = field(default_factory=lambda: uuid.uuid4().hex)
-    rows: dict[str, list] = field(default_factory=lambda: defaultdict(list))
-    started: float = field(default_factory=time.perf_counter)
+    custom_data: dict = field(default_factory=dict)
+    is_done: bool = False
+    rows: dict[str, list] = field(default_factory=lambda: defaultdict(list), repr=False)
+    """The rows not yet handed to the learner, by `AuctionChunk` column."""
+    started: float = field(default_factory=time.perf_counter, repr=False)
     length: int = 0
     total: float = 0.0
     sampled: int = 0
+    """Auctions stepped since the episode's last chunk."""
+    last_record: dict | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.length + self.sampled
+
+    def env_steps(self) -> int:
+        return len(self)
+
+    def get_return(self) -> float:
+        return self.total
+
+    def get_infos(self, index: int = -1) -> dict:
+        """The info of the last step (``index=-1``; earlier steps are in the chunks)."""
+        if index != -1:
+            raise IndexError(f"an AuctionEpisode keeps its last step's info only (index -1), got {index}.")
+        return {} if self.last_record is None else {AUCTION_INFO: self.last_record}
+
+
+#: The episode callbacks the fast path makes, where RLlib's runner makes them.
+EPISODE_CALLBACKS = ("on_episode_created", "on_episode_start", "on_episode_step", "on_episode_end")
 
 
 class SocietyEnvRunner(MultiAgentEnvRunner):
     """Samples a vector of societies with one forward pass of the `SocietyMultiRLModule` per
-    step. Set by `SocietyPPOConfig`; RLlib's settings keep their meaning
-    (``num_envs_per_env_runner``, ``rollout_fragment_length``, ``batch_mode``, ``explore``)."""
+    step. Set by `SocietyPPOConfig`. RLlib's settings keep their meaning: ``num_envs_per_env_runner``,
+    ``rollout_fragment_length``, ``batch_mode``, ``count_steps_by``, ``explore``, and the
+    ``on_episode_*`` and ``on_sample_end`` callbacks, which get an `AuctionEpisode` (those
+    it cannot honour, `SocietyPPOConfig.validate` refuses)."""
 
     def __init__(self, config, **kwargs):
         super().__init__(config=config, **kwargs)
-        self._open: list[_OpenEpisode] = []
+        self._open: list[AuctionEpisode] = []
         self._obs: list[np.ndarray] = []
+        # Only the callbacks someone defined are made (one per env step costs).
+        self._episode_callbacks = {name: _defined(name, self._callbacks, getattr(self.config, f"callbacks_{name}"))
+                                   for name in EPISODE_CALLBACKS}
+        ledger = getattr(self.config, "row_ledger", None)
+        self._ledger = RowLedger(ledger, SAMPLED) if ledger else None
 
     @property
     def auction_envs(self) -> list[AuctionEnv]:
@@ -140,12 +187,24 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
     def _sample(self, *, num_timesteps=None, num_episodes=None, explore: bool, random_actions=False,
                 force_reset=False) -> list[AuctionChunk]:
         envs = self.auction_envs
-        if force_reset or self._needs_initial_reset or not self._open:
-            self._reset(envs, seed=self._seed if self._needs_initial_reset else None)
-            self._needs_initial_reset = False
+        with self.module.tied():
+            if force_reset or self._needs_initial_reset or not self._open:
+                self._reset(envs, seed=self._seed if self._needs_initial_reset else None)
+                self._needs_initial_reset = False
+            chunks, steps, finished = self._step_until(envs, num_timesteps, num_episodes, explore, random_actions)
+        self._log_sampled(steps, finished, chunks, envs[0])
+        chunks = [chunk for chunk in chunks if len(chunk) or chunk.sampled_steps]
+        if self._ledger is not None:
+            self._ledger.record([entry for chunk in chunks for entry in chunk.row_entries()])
+        return chunks
+
+    def _step_until(self, envs: list[AuctionEnv], num_timesteps, num_episodes, explore: bool, random_actions: bool):
+        """Steps every society until `num_timesteps` (env or agent steps, ``count_steps_by``)
+        or `num_episodes` episodes; returns the chunks, env steps and finished episodes."""
         complete = num_episodes is not None
-        chunks, steps, finished = [], 0, 0
-        while (steps < num_timesteps) if not complete else (finished < num_episodes):
+        by_agents = self.config.count_steps_by == "agent_steps"
+        chunks, steps, counted, finished = [], 0, 0, 0
+        while (counted < num_timesteps) if not complete else (finished < num_episodes):
             bids, logp, inputs = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions)
             for i, env in enumerate(envs):
                 episode = self._open[i]
@@ -153,39 +212,56 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
                                    ("bid_inputs", inputs[i])):
                     episode.rows[key].append(value)
                 self._obs[i], _, terminated, truncated, info = env.step(bids[i])
-                episode.rows["records"].append(info[AUCTION_INFO])
+                episode.last_record = info[AUCTION_INFO]
+                episode.rows["records"].append(episode.last_record)
                 episode.sampled += 1
+                counted += int(env.active.sum()) if by_agents else 1
+                self._callback("on_episode_step", episode, i)
                 if terminated or truncated:
-                    chunks.append(self._chunk(env, episode, done=True))
-                    self._end_episode(env, episode, chunks[-1], i)
+                    episode.is_done = True
+                    chunks.append(self._chunk(env, episode))
+                    self._end_episode(episode, i)
                     finished += 1
-                    self._open[i] = _OpenEpisode()
-                    self._obs[i], _ = env.reset()
+                    self._start_episode(env, i)
             steps += len(envs)
         if not complete:
-            chunks += [self._chunk(env, episode, done=False) for env, episode in zip(envs, self._open)]
-        self._log_sampled(steps, finished, chunks, envs[0])
-        return [chunk for chunk in chunks if len(chunk) or chunk.sampled_steps]
+            chunks += [self._chunk(env, episode) for env, episode in zip(envs, self._open)]
+        return chunks, steps, finished
 
     def _reset(self, envs: list[AuctionEnv], seed: int | None) -> None:
-        self._open = [_OpenEpisode() for _ in envs]
-        self._obs = [env.reset(seed=None if seed is None else seed + i)[0] for i, env in enumerate(envs)]
+        self._open, self._obs = [None] * len(envs), [None] * len(envs)
+        for i, env in enumerate(envs):
+            self._start_episode(env, i, seed=None if seed is None else seed + i)
+
+    def _start_episode(self, env: AuctionEnv, index: int, seed: int | None = None) -> None:
+        self._open[index] = AuctionEpisode(env_index=index)
+        self._callback("on_episode_created", self._open[index], index)
+        self._obs[index], _ = env.reset(seed=seed)
+        self._callback("on_episode_start", self._open[index], index)
+
+    def _callback(self, name: str, episode: AuctionEpisode, index: int, **extra) -> None:
+        """RLlib's ``on_episode_*`` callback `name`, if any is defined (with RLlib's arguments)."""
+        if self._episode_callbacks[name]:
+            make_callback(name, callbacks_objects=self._callbacks,
+                          callbacks_functions=getattr(self.config, f"callbacks_{name}"),
+                          kwargs=dict(episode=episode, env_runner=self, metrics_logger=self.metrics,
+                                      env=self.env.unwrapped, rl_module=self.module, env_index=index, **extra))
 
     def _bid(self, obs: np.ndarray, clones: int, explore: bool, random_actions: bool):
         """(M, bidders) bids and log-probabilities, and (M, N, 2) bid inputs, for M states."""
         with torch.no_grad():
-            inputs = self.module.bid_inputs(torch.as_tensor(obs))
+            inputs = self.module.bid_inputs(torch.as_tensor(obs, device=self.module.device))
             if random_actions:
                 inputs = torch.zeros_like(inputs)  # uniform bids
             dist = TorchBeta.from_logits(inputs.repeat_interleave(clones, dim=1))
             bids = dist.sample() if explore else dist.to_deterministic().loc
             logp = dist.logp_each(bids)
-        return bids[..., 0].numpy(), logp[..., 0].numpy(), inputs.numpy()
+        return bids[..., 0].cpu().numpy(), logp[..., 0].cpu().numpy(), inputs.cpu().numpy()
 
-    def _chunk(self, env: AuctionEnv, episode: _OpenEpisode, done: bool) -> AuctionChunk:
+    def _chunk(self, env: AuctionEnv, episode: AuctionEpisode) -> AuctionChunk:
         """The episode's unreported rows whose utilities are known: all of them if it is done,
         else all but the last, which stays open for the next chunk."""
-        rows, records = episode.rows, episode.rows["records"]
+        done, rows, records = episode.is_done, episode.rows, episode.rows["records"]
         utilities = record_utilities(records, env.config["auction"]) if records else np.zeros((0, env.num_bidders))
         ready = len(records) if done else max(len(records) - 1, 0)
         # A cut's pricing auction (truncation: bootstrap) set the cut auction's lookahead; its own
@@ -205,15 +281,9 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         episode.sampled = 0
         return chunk
 
-    def _end_episode(self, env: AuctionEnv, episode: _OpenEpisode, chunk: AuctionChunk, index: int) -> None:
+    def _end_episode(self, episode: AuctionEpisode, index: int) -> None:
         self._log_episode_metrics(episode.length, episode.total, time.perf_counter() - episode.started)
-        make_callback(
-            "on_episode_end", callbacks_objects=self._callbacks,
-            callbacks_functions=self.config.callbacks_on_episode_end,
-            kwargs=dict(episode=chunk, env_runner=self, metrics_logger=self.metrics,
-                        env=self.env.unwrapped, rl_module=self.module, env_index=index,
-                        prev_episode_chunks=[]),
-        )
+        self._callback("on_episode_end", episode, index, prev_episode_chunks=[])
 
     def _log_sampled(self, steps: int, finished: int, chunks: list[AuctionChunk], env: AuctionEnv) -> None:
         """RLlib's sampling counters, once per `sample()` call (RLlib's runner logs them per agent
@@ -229,3 +299,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
             self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED, primitive_name(k)), int(count), reduce="sum")
             self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED_LIFETIME, primitive_name(k)), int(count),
                                    reduce="lifetime_sum")
+
+
+def _defined(name: str, callbacks: list, functions) -> bool:
+    """Whether any callback object overrides RLlib's no-op `name`, or functions are registered."""
+    return bool(functions) or any(getattr(type(c), name, None) is not getattr(RLlibCallback, name) for c in callbacks)

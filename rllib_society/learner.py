@@ -7,15 +7,17 @@ optimizer, adaptive KL coefficient, schedules and per-module overrides.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
+import numpy as np
 import torch
 from torch.optim.adam import adam
 from ray.rllib.algorithms.ppo.ppo import LEARNER_RESULTS_KL_KEY, LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import LearnerConnectorPipeline
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER, ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.core import ALL_MODULES
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -30,7 +32,8 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_society.bidder import TorchBeta
-from rllib_society.chunk_connector import AuctionChunksToBatch
+from rllib_society.chunk_connector import AuctionChunksToBatch, trained_row_entries
+from rllib_society.rows import TRAINED, RowEntry, RowLedger
 from rllib_society.society_module import slices_of
 
 
@@ -40,10 +43,14 @@ class SocietyMinibatches:
     and slices every column of every module with it at once. Rows stay in their groups of
     `group` (an auction's clones, which bid on the same state), so the stacked forward pass
     can run each state once (`SocietyMultiRLModule`); minibatches hold whole groups. The last
-    minibatch of an epoch may be smaller (RLlib's iterator wraps around instead)."""
+    minibatch of an epoch may be smaller (RLlib's iterator wraps around instead).
+
+    With `num_total_minibatches` (several learners, RLlib's count that keeps them in step) it
+    yields exactly that many minibatches, starting new epochs as needed, whatever its rows.
+    `seen` counts how often each row was in a minibatch."""
 
     def __init__(self, batch: MultiAgentBatch, num_epochs: int, minibatch_size: int | None, shuffle: bool,
-                 group: int = 1):
+                 group: int = 1, num_total_minibatches: int = 0):
         self.module_ids = list(batch.policy_batches)
         first = batch.policy_batches[self.module_ids[0]]
         self.columns, self.shared = {}, {}  # (modules, rows, ...) columns; columns all modules share
@@ -54,18 +61,27 @@ class SocietyMinibatches:
             else:
                 self.columns[column] = torch.stack(per_module)
         self.rows = len(first)
-        self.num_epochs, self.shuffle = num_epochs, shuffle
+        self.num_epochs, self.shuffle, self.num_total_minibatches = num_epochs, shuffle, num_total_minibatches
         self.group = group if group > 1 and self.rows % group == 0 else 1
         size = minibatch_size or self.rows
         self.minibatch_size = max(self.group, size - size % self.group)
+        self.seen = torch.zeros(self.rows, dtype=torch.int64)
+        self.device = next(iter({**self.columns, **self.shared}.values())).device
 
     def __iter__(self):
-        groups = self.rows // self.group
-        for _ in range(self.num_epochs):
+        groups, count = self.rows // self.group, 0
+        for epoch in itertools.count():
+            if (epoch >= self.num_epochs) if not self.num_total_minibatches else (count >= self.num_total_minibatches):
+                return
             order = torch.randperm(groups) if self.shuffle else torch.arange(groups)
             order = (order[:, None] * self.group + torch.arange(self.group)).reshape(-1)
             for start in range(0, self.rows, self.minibatch_size):
+                if self.num_total_minibatches and count >= self.num_total_minibatches:
+                    return
+                count += 1
                 rows = order[start:start + self.minibatch_size]
+                self.seen[rows] += 1
+                rows = rows.to(self.device)
                 # index_select: 2-3x faster than values[:, rows] on (1,024, 4,000) columns
                 sliced = {column: torch.index_select(values, 1, rows) for column, values in self.columns.items()}
                 shared = {column: values[rows] for column, values in self.shared.items()}
@@ -108,16 +124,24 @@ class SocietyPPOLearner(PPOTorchLearner):
             standardize=self.config.learner_config_dict.get("standardize_advantages", True))])
         # The connector gives each auction's state to its `clones` rows in a row.
         self.module.rows_per_state = int(self.config.env_config.get("clones", 1))
-        self._module_params = {
-            module_id: [self.get_param_ref(p) for p in module.parameters()]
-            for module_id, module in self.module._rl_modules.items()
-        }
-        self._loss_stats = None
+        self._loss_stats = self._grad_norms = None
         self._steps_trained, self._minibatches = {}, 0
+        self._update_rows = None  # (chunks, minibatches) of the running update
+        #: The identities of the rows the last update trained on (`rllib_society.rows`).
+        self.trained_rows: list[RowEntry] = []
         self._trained: list[int] = []  # indices of the modules the last backward pass trained
         self._stacked_gradients = None  # (gradients, their values, parameter stacks) of the last pass
         self._adam_stacks: dict[int, tuple[torch.Tensor, ...]] = {}  # stacked Adam state (_ADAM_STATE)
         self._step_counters: list[torch.Tensor] = []
+        ledger = getattr(self.config, "row_ledger", None)
+        self._ledger = RowLedger(ledger, TRAINED) if ledger else None
+
+    @override(PPOTorchLearner)
+    def update(self, *args, **kwargs):
+        """RLlib's update, with the modules' parameters checked once at its start
+        (`SocietyMultiRLModule.tied`)."""
+        with self.module.tied():
+            return super().update(*args, **kwargs)
 
     @override(PPOTorchLearner)
     def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches=0, num_epochs=1,
@@ -125,25 +149,25 @@ class SocietyPPOLearner(PPOTorchLearner):
         """PPO's epochs of minibatches over the society's batch, which RLlib's
         `MiniBatchCyclicIterator` slices module by module (most of an update's time for 32
         primitives): every module's batch has the same rows, so `SocietyMinibatches` slices
-        all modules with one permutation per epoch."""
+        all modules with one permutation per epoch. With several learners, RLlib's
+        `num_total_minibatches` counts auctions; a module's rows are an auction's clones."""
         if training_data.episodes is None:
             return super()._create_iterator_if_necessary(
                 training_data=training_data, num_total_minibatches=num_total_minibatches,
                 num_epochs=num_epochs, minibatch_size=minibatch_size,
                 shuffle_batch_per_epoch=shuffle_batch_per_epoch, **kwargs)
-        # Each auction of the update's chunks once (RLlib's stock learner counts it again for
-        # every epoch's minibatch): the number to hold against the env runners' sampled steps.
-        auctions = sum(chunk.env_steps() for chunk in training_data.episodes)
-        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED), auctions, reduce="sum")
-        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), auctions, reduce="lifetime_sum")
+        chunks = list(training_data.episodes)
         batch = self._make_batch_if_necessary(training_data=training_data)
         for module_id in list(batch.policy_batches):
             if not self.should_module_be_updated(module_id, batch):
                 del batch.policy_batches[module_id]
         if not batch.policy_batches:
             return []
-        return SocietyMinibatches(batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1,
-                                  group=self.module.rows_per_state)
+        minibatches = SocietyMinibatches(
+            batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1,
+            group=self.module.rows_per_state, num_total_minibatches=num_total_minibatches * self.module.rows_per_state)
+        self._update_rows = (chunks, minibatches)
+        return minibatches
 
     @override(PPOTorchLearner)
     def _log_steps_trained_metrics(self, batch) -> None:
@@ -156,12 +180,15 @@ class SocietyPPOLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def compute_losses(self, *, fwd_out, batch, **kwargs) -> dict[str, torch.Tensor]:
         """PPO's loss of every module (RLlib's `compute_loss_for_module`), computed for all
-        modules at once; each module's loss is its own masked mean."""
+        modules at once; each module's loss is its own masked mean, with its own settings
+        (``clip_param``, ``use_critic``, ``vf_clip_param``, ``vf_loss_coeff``, ``entropy_coeff``,
+        ``use_kl_loss``)."""
         ids = list(fwd_out)
         configs = [self.config.get_config_for_module(m) for m in ids]
         stack = lambda source, key: _stacked_column([source[m][key] for m in ids])  # noqa: E731
-        per_module = lambda values: torch.tensor(values, dtype=torch.float32).unsqueeze(1)  # noqa: E731
         mask = stack(batch, Columns.LOSS_MASK).float()
+        device = mask.device
+        per_module = lambda values: torch.tensor(values, dtype=torch.float32, device=device).unsqueeze(1)  # noqa: E731
         mean = lambda x: (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # noqa: E731
 
         current = TorchBeta.from_logits(stack(fwd_out, Columns.ACTION_DIST_INPUTS))
@@ -170,18 +197,20 @@ class SocietyPPOLearner(PPOTorchLearner):
         advantages = stack(batch, Postprocessing.ADVANTAGES)
         clip = per_module([c.clip_param for c in configs])
         surrogate = torch.min(advantages * ratio, advantages * torch.clamp(ratio, 1 - clip, 1 + clip))
-        vf_loss = torch.pow(stack(fwd_out, Columns.VF_PREDS) - stack(batch, Postprocessing.VALUE_TARGETS), 2.0)
+        # RLlib's use_critic=False: no value loss (the advantages still use the values, as its GAE's).
+        use_critic = per_module([c.use_critic for c in configs])
+        vf_loss = use_critic * torch.pow(stack(fwd_out, Columns.VF_PREDS) - stack(batch, Postprocessing.VALUE_TARGETS), 2.0)
         vf_loss_clipped = torch.minimum(vf_loss, per_module([c.vf_clip_param for c in configs]))
         entropy = current.entropy_each()[..., 0]
         entropy_coeff = per_module([self.entropy_coeff_schedulers_per_module[m].get_current_value() for m in ids])
         losses = mean(-surrogate + per_module([c.vf_loss_coeff for c in configs]) * vf_loss_clipped
                       - entropy_coeff * entropy)
         kl = torch.zeros_like(losses)
-        use_kl = torch.tensor([c.use_kl_loss for c in configs])
+        use_kl = torch.tensor([c.use_kl_loss for c in configs], device=device)
         if use_kl.any():
             previous = TorchBeta.from_logits(stack(batch, Columns.ACTION_DIST_INPUTS))
-            kl = mean(previous.kl_each(current)[..., 0])
-            coeffs = torch.stack([self.curr_kl_coeffs_per_module[m] for m in ids]).reshape(-1)
+            kl = torch.where(use_kl, mean(previous.kl_each(current)[..., 0]), 0.0)
+            coeffs = torch.stack([self.curr_kl_coeffs_per_module[m] for m in ids]).reshape(-1).to(device)
             losses = losses + torch.where(use_kl, coeffs * kl, 0.0)
         self._loss_stats = (ids, torch.stack([-mean(surrogate), mean(vf_loss_clipped), mean(vf_loss),
                                               mean(entropy), kl]).detach())
@@ -189,8 +218,11 @@ class SocietyPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def after_gradient_based_update(self, *, timesteps) -> None:
-        """Logs each module's loss terms of the last minibatch (RLlib logs them with a window
-        of 1 after every minibatch: the same numbers), then RLlib's KL and entropy updates."""
+        """After the update's last minibatch: what it trained (its auctions, steps per module
+        and row identities), each module's loss terms and gradient norm of the last minibatch
+        (RLlib logs them with a window of 1 after every minibatch: the same numbers), then
+        RLlib's KL and entropy updates."""
+        self._log_trained()
         if self._loss_stats is not None:
             ids, stats = self._loss_stats
             keys = (POLICY_LOSS_KEY, VF_LOSS_KEY, LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY, ENTROPY_KEY,
@@ -198,6 +230,29 @@ class SocietyPPOLearner(PPOTorchLearner):
             for k, module_id in enumerate(ids):
                 self.metrics.log_dict(dict(zip(keys, stats[:, k].tolist())), key=module_id, window=1)
             self._loss_stats = None
+        if self._grad_norms is not None:
+            ids, norms = self._grad_norms
+            for module_id, norm in zip(ids, norms.tolist()):
+                self.metrics.log_value((module_id, f"gradients_{DEFAULT_OPTIMIZER}_global_norm"), norm, window=1)
+            self._grad_norms = None
+        super().after_gradient_based_update(timesteps=timesteps)
+
+    def _log_trained(self) -> None:
+        """Logs what the update trained on, once it has: the auctions of its chunks (each once,
+        not once per epoch: the number to hold against the env runners' sampled steps), RLlib's
+        step counters per module (summed over minibatches), and the identities of the rows that
+        were in a minibatch (`trained_rows`, and the row ledger if one is kept)."""
+        self.trained_rows = []
+        if self._update_rows is not None:
+            chunks, minibatches = self._update_rows
+            self._update_rows = None
+            auctions = sum(chunk.env_steps() for chunk in chunks)
+            self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED), auctions, reduce="sum")
+            self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), auctions, reduce="lifetime_sum")
+            trained = np.isin(self.module.module_ids, minibatches.module_ids)
+            self.trained_rows = trained_row_entries(chunks, minibatches.seen.numpy() > 0, trained)
+            if self._ledger is not None:
+                self._ledger.record(self.trained_rows)
         if self._steps_trained:
             total = sum(self._steps_trained.values())
             for module_id, steps in self._steps_trained.items():
@@ -210,7 +265,6 @@ class SocietyPPOLearner(PPOTorchLearner):
             self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME), total,
                                    reduce="lifetime_sum", with_throughput=True)
             self._steps_trained, self._minibatches = {}, 0
-        super().after_gradient_based_update(timesteps=timesteps)
 
     @override(PPOTorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
@@ -273,38 +327,57 @@ class SocietyPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def postprocess_gradients(self, gradients_dict):
-        """Zeroes non-finite gradient entries (RLlib's default, which `SocietyPPOConfig` moves
-        here) and clips each module's gradients by their global norm (RLlib's
-        ``grad_clip_by: global_norm`` per module), batched: on the stacked gradients when the
-        stacked forward trained the modules, else on every parameter's gradient."""
+        """RLlib's per-module gradient clip (``grad_clip`` by ``grad_clip_by``: "global_norm"
+        of the module's gradients, each tensor's "norm", or "value") and its global-norm
+        metric (``log_gradients``, or whenever it clips by global norm), batched: on the
+        stacked gradients when the stacked forward trained the modules, else on every
+        parameter's gradient. Non-finite gradient entries are zeroed first (RLlib zeroes them
+        after the clip, in `apply_gradients`), unless ``torch_skip_nan_gradients``."""
         stacks = self._gradient_stacks(gradients_dict)
         if stacks is not None:  # rows: every module, untrained rows are zero
             grads = [stack.grad for stack, _ in stacks]
-            index = [torch.arange(len(self.module.module_ids))] * len(grads)
             ids = self.module.module_ids
+            index = [torch.arange(len(ids), device=grads[0].device)] * len(grads)
         else:
-            groups = [(m, refs) for m, refs in self._module_params.items()
+            groups = [(m, refs) for m, refs in self._params_by_module().items()
                       if all(gradients_dict.get(ref) is not None for ref in refs)]  # frozen modules have none
             grads = [gradients_dict[ref].unsqueeze(0) for _, refs in groups for ref in refs]
-            index = [torch.tensor([j]) for j, (_, refs) in enumerate(groups) for _ in refs]
+            index = [torch.tensor([j], device=grads[0].device) for j, (_, refs) in enumerate(groups) for _ in refs] \
+                if grads else []
             ids = [m for m, _ in groups]
         if not grads:
             return gradients_dict
-        squares = lambda: torch.zeros(len(ids)).index_add_(  # noqa: E731
-            0, torch.cat(index), torch.cat([g.flatten(1).pow(2).sum(1) for g in grads]))
-        norms = squares()
-        if not torch.isfinite(norms).all():
+        device = grads[0].device
+        configs = [self.config.get_config_for_module(m) for m in ids]
+        if not self.config.torch_skip_nan_gradients:
             for grad in grads:
                 grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-            norms = squares()
-        clips = [self.config.get_config_for_module(m).grad_clip for m in ids]
-        if any(clips):
-            limit = torch.tensor([c or float("inf") for c in clips])
-            scale = (limit / (norms.sqrt() + 1e-6)).clamp(max=1.0)
-            if (scale < 1.0).any():
-                for grad, rows in zip(grads, index):
-                    grad.mul_(scale[rows].view(-1, *[1] * (grad.dim() - 1)))
+        tensor_norms = [g.flatten(1).norm(dim=1) for g in grads]  # each module's row of each tensor
+        norms = torch.zeros(len(ids), device=device).index_add_(
+            0, torch.cat(index), torch.cat([n.pow(2) for n in tensor_norms])).sqrt()
+        if any(c.log_gradients or (c.grad_clip and c.grad_clip_by == "global_norm") for c in configs):
+            self._grad_norms = ([m for m, c in zip(ids, configs) if c.log_gradients or (
+                c.grad_clip and c.grad_clip_by == "global_norm")], norms[[
+                    k for k, c in enumerate(configs) if c.log_gradients or (c.grad_clip and c.grad_clip_by == "global_norm")]])
+        by = lambda mode: torch.tensor([bool(c.grad_clip) and c.grad_clip_by == mode for c in configs], device=device)  # noqa: E731
+        limit = torch.tensor([c.grad_clip or float("inf") for c in configs], device=device)
+        if by("global_norm").any():
+            scale = torch.where(by("global_norm"), (limit / (norms + 1e-6)).clamp(max=1.0), 1.0)
+            for grad, rows in zip(grads, index):
+                grad.mul_(scale[rows].view(-1, *[1] * (grad.dim() - 1)))
+        if by("norm").any():
+            for grad, rows, norm in zip(grads, index, tensor_norms):
+                scale = torch.where(by("norm")[rows] & (norm > limit[rows]), limit[rows] / norm, 1.0)
+                grad.mul_(scale.view(-1, *[1] * (grad.dim() - 1)))
+        if by("value").any():
+            for grad, rows in zip(grads, index):
+                bound = torch.where(by("value")[rows], limit[rows], float("inf")).view(-1, *[1] * (grad.dim() - 1))
+                torch.clamp_(grad, min=-bound, max=bound)
         return gradients_dict
+
+    def _params_by_module(self) -> dict[str, list]:
+        """Each module's parameter refs, in `module_ids` order."""
+        return {m: [self.get_param_ref(p) for p in self.module[m].parameters()] for m in self.module.module_ids}
 
     @override(PPOTorchLearner)
     def apply_gradients(self, gradients_dict) -> None:

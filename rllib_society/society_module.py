@@ -9,6 +9,7 @@ module's own parameters, so every primitive stays its own RLlib policy.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,20 +45,40 @@ class TiedMLPs:
     layer, which each layer's own parameters view (as FSDP's flat parameters do): a forward pass
     is one batched product per layer with nothing copied, and its gradient arrives stacked, for
     `scatter_grads` to hand each parameter its slice. The layers stay ordinary modules: their
-    optimizers, `load_state_dict` and checkpoints write through to the stack. If a parameter's
-    storage is replaced (``.to()``, ``load_state_dict(assign=True)``), the next call re-ties."""
+    optimizers, ``load_state_dict`` and ``set_state`` write through to the stack, and their
+    ``state_dict`` holds copies of their own slices only (not the whole stack).
+
+    A parameter replaced (``load_state_dict(assign=True)``) or moved to new storage (``.to()``,
+    ``swap_tensors``) no longer views its stack: `tie` finds it among all N modules (O(N)) and
+    re-stacks its layer. The forward pass itself checks nothing; its owner calls `tie` first
+    (`SocietyMultiRLModule.tied`)."""
 
     def __init__(self, mlps: list[torch.nn.Sequential]):
         self.layers = list(zip(*mlps))
-        self._linear = {i for i, layers in enumerate(self.layers) if isinstance(layers[0], torch.nn.Linear)}
+        self._linear = [i for i, layers in enumerate(self.layers) if isinstance(layers[0], torch.nn.Linear)]
         self._pairs: dict[int, list[tuple[torch.Tensor, list[torch.nn.Parameter]]]] = {}
-        self._pointers: dict[int, list[int]] = {}
+        for i in self._linear:
+            for layer in self.layers[i]:
+                layer.register_state_dict_post_hook(_own_copies)
+        self.tie()
+
+    def tie(self) -> bool:
+        """Re-stacks each layer whose parameters no longer view its stack, in every module;
+        returns whether one did."""
+        changed = False
+        for i in self._linear:
+            now = [[layer._parameters[name] for layer in self.layers[i]] for name in ("weight", "bias")]
+            pairs = self._pairs.get(i)
+            if pairs is None or not all(_still_tied(stack, tied, params) for (stack, tied), params in zip(pairs, now)):
+                self._pairs[i] = [(_tie(params), params) for params in now]
+                changed = True
+        return changed
 
     def __call__(self, x: torch.Tensor, index: list[int] | None = None) -> torch.Tensor:
         """The MLPs (or those at `index`) on x, (B, D) or (N, B, D); returns (N, B, out)."""
         for i, layers in enumerate(self.layers):
-            if i in self._linear:
-                (weight, _), (bias, _) = self._tied(i)
+            if i in self._pairs:
+                (weight, _), (bias, _) = self._pairs[i]
                 if index is not None:
                     weight, bias = weight[index], bias[index]
                 x = _linear(weight, bias, x)
@@ -66,34 +87,19 @@ class TiedMLPs:
         return x
 
     def parameter_stacks(self) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
-        """``(stack, [the parameter of MLP k, ...])`` of every weight and bias, tied."""
-        return [pair for i in sorted(self._linear) for pair in self._tied(i)]
+        """``(stack, [the parameter of MLP k, ...])`` of every weight and bias."""
+        return [pair for i in self._linear for pair in self._pairs[i]]
 
     def scatter_grads(self, index: list[int]) -> None:
         """Gives the parameters of the MLPs at `index` their slices of the stacked gradients."""
-        for pairs in self._pairs.values():
-            for stack, params in pairs:
-                if stack.grad is not None:
-                    for k in index:
-                        params[k].grad = stack.grad[k]
+        for stack, params in self.parameter_stacks():
+            if stack.grad is not None:
+                for k in index:
+                    params[k].grad = stack.grad[k]
 
     def zero_grads(self) -> None:
-        for pairs in self._pairs.values():
-            for stack, _ in pairs:
-                stack.grad = None
-
-    def _tied(self, i: int) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
-        """Layer i's stacks, tied anew when its parameters no longer view them (e.g. after
-        ``module.to()``, which moves every parameter: checking the first and last module's
-        is enough, and costs O(1), not O(N), per forward pass)."""
-        layers = self.layers[i]
-        ends = [layer._parameters[name].data_ptr() for layer in (layers[0], layers[-1]) for name in ("weight", "bias")]
-        if self._pointers.get(i) != ends:
-            params = [[layer._parameters[name] for layer in layers] for name in ("weight", "bias")]
-            self._pairs[i] = [(_tie(group), group) for group in params]
-            self._pointers[i] = [layer._parameters[name].data_ptr() for layer in (layers[0], layers[-1])
-                                 for name in ("weight", "bias")]
-        return self._pairs[i]
+        for stack, _ in self.parameter_stacks():
+            stack.grad = None
 
 
 def _tie(params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -102,6 +108,23 @@ def _tie(params: list[torch.nn.Parameter]) -> torch.Tensor:
     for k, param in enumerate(params):
         param.data = stack.data[k]
     return stack
+
+
+def _still_tied(stack: torch.Tensor, tied: list[torch.nn.Parameter], params: list[torch.nn.Parameter]) -> bool:
+    """Whether `params` are the parameters `stack` was tied to, each still viewing its slice."""
+    return (all(a is b for a, b in zip(tied, params)) and all(p.dtype == stack.dtype for p in params)
+            and slices_of(stack, params))
+
+
+def _own_copies(module: torch.nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
+    """State-dict hook of a tied layer: its entries become copies of its own slices, so that a
+    saved ``state_dict`` holds this module's tensors only, not the whole (N, ...) stack. Entries
+    kept as parameters (``keep_vars=True``) stay."""
+    for name in ("weight", "bias"):
+        value = state_dict.get(prefix + name)
+        if (value is not None and not isinstance(value, torch.nn.Parameter)
+                and value.untyped_storage().nbytes() > value.numel() * value.element_size()):
+            state_dict[prefix + name] = value.clone()
 
 
 def slices_of(stack: torch.Tensor, tensors: list, index: list[int] | None = None) -> bool:
@@ -126,32 +149,76 @@ class SocietyMultiRLModule(MultiRLModule):
         super().setup()
         #: Rows per state in the learner's batches (its clones); `_forward_train` checks it.
         self.rows_per_state = 1
+        self._tied_calls = 0  # open `tied()` blocks
+        self._stack_modules()
+
+    def _stack_modules(self) -> None:
+        """Orders the modules by primitive and stacks their networks (when all are plain MLPs)."""
         self.module_ids = sorted(self._rl_modules, key=_primitive_order)
         self._position = {m: k for k, m in enumerate(self.module_ids)}
-        parts = _stackable_parts([self._rl_modules[m] for m in self.module_ids])
+        self._stacked_modules = [_unwrapped(self._rl_modules[m]) for m in self.module_ids]
+        parts = _stackable_parts(self._stacked_modules)
         self._parts = None if parts is None else {
             name: None if mlps is None else TiedMLPs(mlps) for name, mlps in parts.items()}
 
+    @property
+    def device(self) -> torch.device:
+        """Where the modules' parameters are."""
+        return next(self._stacked_modules[0].parameters()).device
+
+    def tie(self) -> None:
+        """Makes the stacked forward use every module's current parameters, whatever changed
+        them (`TiedMLPs.tie`), and the current modules (``add_module``, ``remove_module``):
+        O(N) checks."""
+        if len(self._rl_modules) != len(self._stacked_modules) or any(
+                _unwrapped(self._rl_modules.get(m)) is not module
+                for m, module in zip(self.module_ids, self._stacked_modules)):
+            self._stack_modules()
+        for part in (self._parts or {}).values():
+            if part is not None:
+                part.tie()
+
+    @contextmanager
+    def tied(self):
+        """A block of forward passes (a `sample()` call, a learner update) that checks the
+        modules' parameters once, at its start (`tie`), instead of at every pass: nothing inside
+        it may replace a parameter. Outside such a block, every forward pass checks."""
+        self.tie()
+        self._tied_calls += 1
+        try:
+            yield self
+        finally:
+            self._tied_calls -= 1
+
+    def _stacked_parts(self) -> dict[str, TiedMLPs | None] | None:
+        """The stacked parts, tied to the current parameters (None: modules run one by one)."""
+        if self._parts is not None and not self._tied_calls:
+            self.tie()
+        return self._parts
+
     def bid_inputs(self, observations: torch.Tensor) -> torch.Tensor:
         """(B, N, 2) bid-distribution inputs (`TorchBeta` logits) of every primitive."""
-        if self._parts is None:
+        parts = self._stacked_parts()
+        if parts is None:
             return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations)
-        return self._parts["pi"](self._parts["actor"](observations)).transpose(0, 1)
+        return parts["pi"](parts["actor"](observations)).transpose(0, 1)
 
     def state_values(self, observations: torch.Tensor) -> torch.Tensor:
         """(N, B): each primitive's value of each state (full modules, the learner's)."""
-        if self._parts is None or self._parts["vf"] is None:
+        parts = self._stacked_parts()
+        if parts is None or parts["vf"] is None:
             return torch.stack([self._rl_modules[m].compute_values({Columns.OBS: observations})
                                 for m in self.module_ids])
-        hidden = (self._parts["critic"] or self._parts["actor"])(observations)
-        return self._parts["vf"](hidden)[..., 0]
+        hidden = (parts["critic"] or parts["actor"])(observations)
+        return parts["vf"](hidden)[..., 0]
 
     @override(MultiRLModule)
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         """Every module's bid inputs and values (``vf_preds``) on its own batch: stacked when all
         modules are stackable MLPs and their batches the same size, else module by module."""
         ids = [m for m in self.module_ids if m in batch]
-        stackable = self._parts is not None and self._parts["vf"] is not None
+        parts = self._stacked_parts()
+        stackable = parts is not None and parts["vf"] is not None
         if not stackable or len({len(batch[m][Columns.OBS]) for m in ids}) != 1:
             return {m: self._module_forward_train(m, batch[m]) for m in ids}
         index = None if len(ids) == len(self.module_ids) else [self._position[m] for m in ids]
@@ -160,13 +227,13 @@ class SocietyMultiRLModule(MultiRLModule):
         repeat = self._repeated_rows(obs)
         if repeat > 1:  # each state once; its rows get the same outputs (and sum their gradients)
             obs = obs[::repeat].contiguous()
-        hidden = self._parts["actor"](obs, index)
-        logits = self._parts["pi"](hidden, index)
-        critic = hidden if self._parts["critic"] is None else self._parts["critic"](obs, index)
+        hidden = parts["actor"](obs, index)
+        logits = parts["pi"](hidden, index)
+        critic = hidden if parts["critic"] is None else parts["critic"](obs, index)
         # A tensor of its own, not a view of (N, B, 1): each module's values[k] is then a slice
         # of it, which the learner restacks in one step (`_stacked_column`); stacked anew, the
         # backward pass would fill an (N, B) gradient for every module: quadratic in N.
-        values = self._parts["vf"](critic, index)[..., 0].clone()
+        values = parts["vf"](critic, index)[..., 0].clone()
         if repeat > 1:  # (repeat_interleave returns a view of its copy: restacking needs its own tensor)
             logits, values = (t.repeat_interleave(repeat, dim=1).clone() for t in (logits, values))
         return {m: {Columns.ACTION_DIST_INPUTS: logits[k], Columns.VF_PREDS: values[k]} for k, m in enumerate(ids)}
@@ -223,6 +290,11 @@ def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.nd
     with torch.no_grad():
         inputs = bid_inputs(list(modules.values()), torch.as_tensor(observations, dtype=torch.float32))
         return TorchBeta.from_logits(inputs).to_deterministic().loc[..., 0].numpy()
+
+
+def _unwrapped(module):
+    """The RLModule itself, also inside RLlib's DDP wrapper (``num_learners > 1``)."""
+    return module.unwrapped() if module is not None else None
 
 
 def _primitive_order(module_id: str):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rllib_society.errors import FieldError
 from rllib_society.q_values import q_values_by_step
 
 #: The bid range itself: the identity map, the paper's tasks' (their values lie in [0, 1]).
@@ -89,12 +90,11 @@ def retired_reward_scale(scale: float) -> ValueError:
 
 
 def check_value_range(value_range: Any) -> tuple[float, float]:
-    """(lo, hi) as floats; ValueError naming ``value_range`` unless two finite numbers lo < hi."""
+    """(lo, hi) as floats; `FieldError` (a ValueError) unless two finite numbers lo < hi."""
     ok = (isinstance(value_range, (list, tuple)) and len(value_range) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                   for v in value_range)
           and value_range[0] < value_range[1])
     if not ok:
-        raise ValueError(f"value_range={value_range!r} is not allowed; value_range must be None or "
-                         f"[lo, hi], two finite numbers with lo < hi.")
+        raise FieldError("value_range", value_range, "None or [lo, hi], two finite numbers with lo < hi")
     return float(value_range[0]), float(value_range[1])

@@ -37,15 +37,30 @@ def test_the_stock_sampler_is_rllibs_own_runner_and_learner():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"auction": "vickrey"}, r"auction='vickrey' is not allowed; allowed: v, ccv, bb, env"),
-    ({"clones": 0}, r"clones=0.*>= 1"),
-    ({"dropout": 1.0}, r"dropout=1.0.*\[0, 1\)"),
-    ({"dropout_unit": "clone"}, r"dropout_unit='clone'.*agent, primitive"),
-    ({"sampler": "rllib"}, r"sampler='rllib'.*fast, stock"),
+    ({"env": "Pendulum-v1"}, r"env='Pendulum-v1' is not allowed; env must be an env with a Discrete action space "
+                             r"\(one primitive per action\), not Box"),
+    ({"auction": "vickrey"}, r"auction='vickrey' is not allowed; auction must be one of v, ccv, bb, env\.$"),
+    ({"clones": 0}, r"clones=0 is not allowed; clones must be an integer >= 1\.$"),
+    ({"clones": 1.5}, r"clones=1.5 is not allowed; clones must be an integer >= 1\.$"),
+    ({"dropout": 1.0}, r"dropout=1.0 is not allowed; dropout must be in \[0, 1\)\.$"),
+    ({"dropout_unit": "clone"}, r"dropout_unit='clone' is not allowed; dropout_unit must be one of agent, primitive"),
+    ({"value_range": [1, 0]}, r"value_range=\[1, 0\] is not allowed; value_range must be None or \[lo, hi\]"),
+    ({"value_range": [0, float("inf")]}, r"value_range=\[0, inf\] is not allowed"),
+    ({"truncation": "cut"}, r"truncation='cut' is not allowed; truncation must be one of end, bootstrap\.$"),
+    ({"truncation": "bootstrap", "sampler": "stock"}, r"truncation='bootstrap' is not allowed; truncation must be end "
+                                                     r"with sampler: stock"),
+    ({"sampler": "rllib"}, r"sampler='rllib' is not allowed; sampler must be one of fast, stock\.$"),
+    ({"gamma": 1.5}, r"gamma=1.5 is not allowed; gamma must be in \[0, 1\]\.$"),
 ])
-def test_bad_society_settings_are_named(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        SocietyPPOConfig().society(env="Chain-v0", **kwargs)
+def test_bad_society_settings_are_named_as_the_yaml_names_them(kwargs, message):
+    """`.society(...)` and the app's YAML share one check, so one wording, before Ray starts."""
+    from experiments.config_files import load_config
+
+    with pytest.raises(ValueError, match=message) as society:
+        SocietyPPOConfig().society(**{"env": "Chain-v0", **kwargs})
+    with pytest.raises(ValueError, match=message) as yaml:
+        load_config("configs/chain.yaml", kwargs)
+    assert str(society.value) == str(yaml.value)
 
 
 def test_a_discounted_ppo_or_a_missing_society_is_refused():

@@ -69,7 +69,7 @@ def test_rllib_settings_can_be_varied():
         ({"auction": ["ccv", "vcg"]}, r"auction='vcg'.*one of v, ccv, bb, env"),
         ({"clones": [2, 0]}, r"clones=0.*an integer >= 1"),
         ({"learning_rate": [1e-3]}, r"unknown config key 'learning_rate'"),
-        ({"env_config.size": [3]}, r"env_config=\{'size': 3\} does not fit env 'Chain-v0'"),
+        ({"env_config.size": [3]}, r"env_config=\{'size': 3\} is not allowed; env_config must be the arguments of env 'Chain-v0'"),
         ({"stop_timesteps": [100, 200]}, r"stop_timesteps is the same for every trial"),
         ({"lr": []}, r"give at least one value"),
         ({"rllib.kl_coef": [0.1]}, r"rllib.kl_coef is not a setting of RLlib's PPOConfig. Did you mean kl_coeff"),

@@ -182,7 +182,7 @@ def test_gradients_are_clipped_per_primitive(algo):
 
 def test_non_finite_gradients_are_zeroed(algo):
     learner = algo.learner_group._learner
-    assert learner.config.torch_skip_nan_gradients  # RLlib's own per-tensor check is left to the learner
+    assert not learner.config.torch_skip_nan_gradients  # RLlib's default: zeroed
     grads = {learner.get_param_ref(p): torch.full_like(p, 1e-3)
              for m in learner.module.keys() for p in learner.module[m].parameters()}
     broken = learner.get_param_ref(learner.module["p1"].pi.net.mlp[0].weight)

@@ -1,0 +1,62 @@
+"""The society's settings, checked in one place: what `SocietyPPOConfig.society` and the
+experiment app's YAML and ``--set`` accept, each error worded the same way: "name=value is not
+allowed; name must be <what is allowed>." (`FieldError`). Values only: the env's spaces are
+checked where it is made (`check_base_env`)."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
+from rllib_society.auction_env import TRUNCATIONS
+from rllib_society.errors import FieldError
+from rllib_society.options import OPTION_BIDS
+from rllib_society.value_range import check_value_range
+
+#: How a society samples and learns: its own batched env runner and learner, or RLlib's.
+SAMPLERS = ("fast", "stock")
+
+
+def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> None:
+    """Raises `FieldError` (a ValueError) for the first society setting of `config` (the keys
+    of `DEFAULT_SOCIETY_CONFIG`) that is not allowed, or for a `sampler` that cannot run it."""
+    def one_of(name: str, allowed: tuple, value: Any = None) -> None:
+        value = config[name] if value is None else value
+        if not (isinstance(value, str) and value in allowed):
+            raise FieldError(name, value, "one of " + ", ".join(allowed))
+
+    def number(name: str, allowed: str, ok, integer: bool = False, optional: bool = False) -> None:
+        value = config[name]
+        if optional and value is None:
+            return
+        kind = int if integer else Real
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not ok(value):
+            raise FieldError(name, value, ("None or " if optional else "") + allowed)
+
+    if not isinstance(config["env"], str) or not config["env"]:
+        raise FieldError("env", config["env"], "a gymnasium id (or 'module:EnvId')")
+    if not isinstance(config["env_config"], dict):
+        raise FieldError("env_config", config["env_config"], "a dict of the env's constructor arguments")
+    one_of("sampler", SAMPLERS, sampler)
+    one_of("auction", AUCTIONS)
+    number("clones", "an integer >= 1", lambda v: v >= 1, integer=True)
+    number("dropout", "in [0, 1)", lambda v: 0 <= v < 1)
+    one_of("dropout_unit", DROPOUT_UNITS)
+    number("gamma", "in [0, 1]", lambda v: 0 <= v <= 1)
+    if config["value_range"] is not None:
+        check_value_range(config["value_range"])
+    one_of("truncation", TRUNCATIONS)
+    if config["truncation"] == "bootstrap" and sampler == "stock":
+        raise FieldError("truncation", config["truncation"],
+                         "end with sampler: stock (RLlib's stock learner would train the bids of the pricing "
+                         "auction, which earn nothing; use sampler: fast)")
+    number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
+    number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
+    if not isinstance(config["options"], (list, tuple)):
+        raise FieldError("options", config["options"], "a list of option checkpoints (or objects with act(obs))")
+    number("option_done_action", "an integer >= 0 (an env action)", lambda v: v >= 0, integer=True, optional=True)
+    number("option_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
+    one_of("option_bids", OPTION_BIDS)
+
