@@ -19,6 +19,7 @@ from ray.rllib.connectors.learner import LearnerConnectorPipeline
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER, ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.core import ALL_MODULES
+from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
@@ -45,7 +46,7 @@ class SocietyMinibatches:
     can run each state once (`SocietyMultiRLModule`); minibatches hold whole groups. The last
     minibatch of an epoch may be smaller (RLlib's iterator wraps around instead).
 
-    With `num_total_minibatches` (several learners, RLlib's count that keeps them in step) it
+    With `num_total_minibatches` (several learners: the count that keeps them in step) it
     yields exactly that many minibatches, starting new epochs as needed, whatever its rows.
     `seen` counts how often each row was in a minibatch."""
 
@@ -67,6 +68,12 @@ class SocietyMinibatches:
         self.minibatch_size = max(self.group, size - size % self.group)
         self.seen = torch.zeros(self.rows, dtype=torch.int64)
         self.device = next(iter({**self.columns, **self.shared}.values())).device
+
+    def __len__(self) -> int:
+        """Minibatches it yields."""
+        if self.num_total_minibatches:
+            return self.num_total_minibatches
+        return self.num_epochs * -(-self.rows // self.minibatch_size)
 
     def __iter__(self):
         groups, count = self.rows // self.group, 0
@@ -137,11 +144,26 @@ class SocietyPPOLearner(PPOTorchLearner):
         self._ledger = RowLedger(ledger, TRAINED) if ledger else None
 
     @override(PPOTorchLearner)
-    def update(self, *args, **kwargs):
+    def update(self, batch=None, batches=None, batch_refs=None, episodes=None, episodes_refs=None,
+               data_iterators=None, training_data=None, *, timesteps=None, **kwargs):
         """RLlib's update, with the modules' parameters checked once at its start
-        (`SocietyMultiRLModule.tied`)."""
+        (`SocietyMultiRLModule.tied`). Chunks without rows (every auction still open in its
+        env runner) train nothing: their auctions are counted, and RLlib's loop, which fails
+        on an empty batch, is skipped. An update that fails counts nothing: its counts start
+        afresh here and are logged only once it has trained (`_log_trained`)."""
+        self._steps_trained, self._minibatches, self._update_rows = {}, 0, None
+        self.trained_rows = []
+        if training_data is None:
+            training_data = TrainingData(batch=batch, batches=batches, batch_refs=batch_refs, episodes=episodes,
+                                         episodes_refs=episodes_refs, data_iterators=data_iterators)
+        training_data.validate()
+        training_data.solve_refs()
+        if training_data.episodes is not None and not any(len(chunk) for chunk in training_data.episodes):
+            self._update_rows = (training_data.episodes, None)
+            self._log_trained()
+            return self.metrics.reduce()
         with self.module.tied():
-            return super().update(*args, **kwargs)
+            return super().update(training_data=training_data, timesteps=timesteps, **kwargs)
 
     @override(PPOTorchLearner)
     def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches=0, num_epochs=1,
@@ -149,8 +171,13 @@ class SocietyPPOLearner(PPOTorchLearner):
         """PPO's epochs of minibatches over the society's batch, which RLlib's
         `MiniBatchCyclicIterator` slices module by module (most of an update's time for 32
         primitives): every module's batch has the same rows, so `SocietyMinibatches` slices
-        all modules with one permutation per epoch. With several learners, RLlib's
-        `num_total_minibatches` counts auctions; a module's rows are an auction's clones."""
+        all modules with one permutation per epoch.
+
+        Several learners must run the same number of minibatches (each one all-reduces its
+        gradients), also when their shards differ in size: every learner runs the largest
+        learner's count, starting new epochs over its shard as needed. (RLlib's own
+        `num_total_minibatches` counts auctions, not a module's rows, and rounds down to 0, which
+        binds nothing, for small batches.)"""
         if training_data.episodes is None:
             return super()._create_iterator_if_necessary(
                 training_data=training_data, num_total_minibatches=num_total_minibatches,
@@ -163,9 +190,9 @@ class SocietyPPOLearner(PPOTorchLearner):
                 del batch.policy_batches[module_id]
         if not batch.policy_batches:
             return []
-        minibatches = SocietyMinibatches(
-            batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1,
-            group=self.module.rows_per_state, num_total_minibatches=num_total_minibatches * self.module.rows_per_state)
+        minibatches = SocietyMinibatches(batch, num_epochs, minibatch_size, shuffle_batch_per_epoch and num_epochs > 1,
+                                         group=self.module.rows_per_state)
+        minibatches.num_total_minibatches = _most_over_learners(len(minibatches))
         self._update_rows = (chunks, minibatches)
         return minibatches
 
@@ -249,8 +276,9 @@ class SocietyPPOLearner(PPOTorchLearner):
             auctions = sum(chunk.env_steps() for chunk in chunks)
             self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED), auctions, reduce="sum")
             self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), auctions, reduce="lifetime_sum")
-            trained = np.isin(self.module.module_ids, minibatches.module_ids)
-            self.trained_rows = trained_row_entries(chunks, minibatches.seen.numpy() > 0, trained)
+            if minibatches is not None:
+                trained = np.isin(self.module.module_ids, minibatches.module_ids)
+                self.trained_rows = trained_row_entries(chunks, minibatches.seen.numpy() > 0, trained)
             if self._ledger is not None:
                 self._ledger.record(self.trained_rows)
         if self._steps_trained:
@@ -441,6 +469,17 @@ class SocietyPPOLearner(PPOTorchLearner):
         """RLlib's schedules give a tensor learning rate, which fused Adam refuses on CPU."""
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
+
+
+def _most_over_learners(count: int) -> int:
+    """With data-parallel learners, the largest of their `count`s (an all-reduce); else 0."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 0
+    if torch.distributed.get_world_size() == 1:
+        return 0
+    most = torch.tensor([count], dtype=torch.int64)
+    torch.distributed.all_reduce(most, op=torch.distributed.ReduceOp.MAX)
+    return int(most)
 
 
 #: Adam's per-parameter state, in `adam()`'s argument order.

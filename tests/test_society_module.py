@@ -7,6 +7,7 @@ own KL.
 """
 
 import copy
+from pathlib import Path
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -57,9 +58,12 @@ def test_each_primitive_is_rllibs_own_module_under_its_id(algo):
     assert not (ids[0] & ids[1]) and not (ids[1] & ids[2])  # no parameter shared
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "linear", "silu", "elu"])
 @pytest.mark.parametrize("vf_share_layers", [False, True])
-def test_stacked_mlps_compute_what_each_module_computes(vf_share_layers):
-    module = society({"fcnet_hiddens": [16, 8], "fcnet_activation": "tanh", "vf_share_layers": vf_share_layers})
+def test_stacked_mlps_compute_what_each_module_computes(vf_share_layers, activation):
+    # model_config's activations and vf_share_layers: the stacked forward is each RLlib module's own.
+    module = society({"fcnet_hiddens": [16, 8], "fcnet_activation": activation, "head_fcnet_hiddens": [4],
+                      "head_fcnet_activation": activation, "vf_share_layers": vf_share_layers})
     assert module._parts is not None and (module._parts["critic"] is None) == vf_share_layers
     obs = torch.rand(5, 7)
     batch = {m: {Columns.OBS: obs + 0.1 * k} for k, m in enumerate(module.module_ids)}
@@ -342,3 +346,156 @@ def test_the_loss_restacks_the_stacked_outputs_without_copying_them(algo, clones
     for key in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS):
         columns = [out[m][key] for m in learner.module.module_ids]
         assert _stacked_column(columns).data_ptr() == columns[0].data_ptr(), key
+
+
+def _change_p1(module, change: str) -> None:
+    """Changes primitive p1's parameters (of 4) the way `change` names."""
+    p1 = module["p1"]
+    new = {k: torch.randn_like(v) for k, v in p1.state_dict().items()}
+    if change == "load_state_dict":
+        p1.load_state_dict(new)
+    elif change == "load_state_dict(assign=True)":
+        p1.load_state_dict(new, assign=True)
+    elif change == ".to() and back, then in place":  # new storage, then values written into it
+        p1.to(torch.float64).to(torch.float32)
+        p1.load_state_dict(new)
+    elif change == "set_state":
+        p1.set_state({k: v.numpy() for k, v in new.items()})
+    elif change == "add_module(override=True)":
+        twin = copy.deepcopy(p1)
+        twin.load_state_dict(new)
+        module.add_module("p1", twin, override=True)
+
+
+MODULE_CHANGES = ["load_state_dict", "load_state_dict(assign=True)", ".to() and back, then in place", "set_state",
+                  "add_module(override=True)"]
+
+
+@pytest.mark.parametrize("change", MODULE_CHANGES)
+def test_any_change_to_one_modules_parameters_is_what_the_society_then_computes(change):
+    module = society({"fcnet_hiddens": [8], "vf_share_layers": False}, primitives=4)
+    obs = torch.rand(5, 7)
+    before = module.bid_inputs(obs)[:, 1].detach().clone()  # a forward pass first: the stacks are tied
+    module.state_values(obs)
+    _change_p1(module, change)
+    own = module["p1"]
+    inputs = own._forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+    assert not torch.allclose(inputs, before)
+    torch.testing.assert_close(module.bid_inputs(obs)[:, 1], inputs)
+    torch.testing.assert_close(module.state_values(obs)[1], own.compute_values({Columns.OBS: obs}))
+    out = module.forward_train({m: {Columns.OBS: obs} for m in module.module_ids})
+    torch.testing.assert_close(out["p1"][Columns.ACTION_DIST_INPUTS], inputs)
+    with module.tied():  # a sample() call or an update: checked once at its start
+        torch.testing.assert_close(module.bid_inputs(obs)[:, 1], inputs)
+
+
+def test_a_sample_call_checks_the_parameters_once_not_per_forward_pass(monkeypatch):
+    from rllib_society.env_runner import SocietyEnvRunner
+    from rllib_society.society_module import TiedMLPs
+
+    config = load_config("configs/chain.yaml", {"num_envs_per_env_runner": 2, "rollout_fragment_length": 20})
+    runner = SocietyEnvRunner(config=build_algo_config(config))
+    parts = sum(part is not None for part in runner.module._parts.values())
+    calls = []
+    original = TiedMLPs.tie
+    monkeypatch.setattr(TiedMLPs, "tie", lambda self: calls.append(1) or original(self))
+    runner.sample()  # 20 steps: 20 forward passes
+    assert len(calls) == parts
+    runner.stop()
+
+
+def test_p1_loaded_with_assign_into_a_running_society_is_what_it_bids_with():
+    from rllib_society.env_runner import SocietyEnvRunner
+
+    config = load_config("configs/chain.yaml", {"num_envs_per_env_runner": 2, "env_config": {"num_actions": 4}})
+    runner = SocietyEnvRunner(config=build_algo_config(config))
+    runner.sample()  # forward passes: the stacks are tied
+    _change_p1(runner.module, "load_state_dict(assign=True)")
+    for chunk in filter(len, runner.sample()):
+        carried = int(chunk.records[0]["step"] > 0)  # an episode's open auction, bid before the change
+        own = runner.module["p1"]._forward({Columns.OBS: torch.as_tensor(chunk.obs)})[Columns.ACTION_DIST_INPUTS]
+        np.testing.assert_allclose(chunk.bid_inputs[carried:, 1], own.detach().numpy()[carried:], atol=1e-6)
+    runner.stop()
+
+
+def test_one_modules_state_dict_and_checkpoint_hold_its_own_tensors_only(tmp_path):
+    import io
+
+    sizes = {}
+    for primitives in (4, 64):
+        module = society({"fcnet_hiddens": [16]}, primitives=primitives)
+        module.bid_inputs(torch.rand(2, 7))
+        buffer = io.BytesIO()
+        torch.save(module["p1"].state_dict(), buffer)
+        module["p1"].save_to_path(tmp_path / str(primitives))
+        saved = sum(f.stat().st_size for f in (tmp_path / str(primitives)).rglob("*") if f.is_file() and "pkl" in f.name
+                    and "ctor" not in f.name and "metadata" not in f.name)
+        sizes[primitives] = (len(buffer.getvalue()), saved)
+        # The parameters still view the stack (the copies are the state_dict's own).
+        assert module["p1"].pi.net.mlp[0].weight.untyped_storage().nbytes() > module["p1"].pi.net.mlp[0].weight.nbytes
+    assert sizes[4] == sizes[64]
+
+
+def test_restoring_one_modules_checkpoint_is_what_the_society_bids_and_trains_with(ray_session, tmp_path):
+    config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 32,
+                                                "env_config": {"num_actions": 4}})
+    algo = build_algo_config(config).build_algo()
+    try:
+        algo.train()
+        checkpoint = Path(algo.save_to_path(tmp_path / "checkpoint"))
+        saved = algo.learner_group._learner.module["p1"]
+        obs = torch.eye(algo.env_runner.module["p1"].observation_space.shape[0])
+        want = saved._forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS].detach().clone()
+        algo.train()  # p1 moves on
+        component = "learner_group/learner/rl_module/p1"
+        algo.restore_from_path(checkpoint / component, component=component)
+        learner = algo.learner_group._learner
+        torch.testing.assert_close(learner.module.bid_inputs(obs)[:, 1], want)  # what it trains from
+        # (RLlib's sync skips env runners whose weights_seq_no is not older; restored in place:)
+        algo.env_runner.module["p1"].restore_from_path(checkpoint / component)
+        torch.testing.assert_close(algo.env_runner.module.bid_inputs(obs)[:, 1], want)  # what it bids with
+    finally:
+        algo.stop()
+
+
+def test_two_learners_with_shards_of_different_sizes_stay_in_step(ray_session):
+    """One episode of 9 auctions over two learners: shards of 5 and 4 auctions, so 10 and 8 rows
+    per module, 2 and 1 minibatches of 8 rows per epoch. Each learner all-reduces its gradients
+    per minibatch, so both must run the same number or the update hangs."""
+    import threading
+
+    import ray
+
+    from rllib_society import SocietyEnv
+    from rllib_society.env_runner import SocietyEnvRunner
+
+    config = load_config("configs/chain.yaml", {"batch_mode": "complete_episodes", "num_envs_per_env_runner": 1},
+                         ["rllib.num_learners=2", "rllib.num_cpus_per_learner=0.5"])
+    algo_config = build_algo_config(config)
+    runner = SocietyEnvRunner(config=algo_config)
+    long = next(chunk for _ in range(20) for chunk in runner.sample() if len(chunk) >= 9)
+    runner.stop()
+    learner_group = algo_config.build_learner_group(env=SocietyEnv(algo_config.env_config))
+
+    def weights():
+        results = learner_group.foreach_learner(
+            lambda learner: ({m: {k: v.detach().clone() for k, v in learner.module[m].state_dict().items()}
+                              for m in ("p0", "p1")}, sum(e.num_rows() for e in learner.trained_rows)))
+        return [result.get() for result in results.result_or_errors]
+
+    try:
+        (before, _), _ = weights()
+        done = threading.Thread(target=lambda: learner_group.update(
+            episodes=[long[:9]], num_epochs=3, minibatch_size=8, shuffle_batch_per_epoch=True), daemon=True)
+        done.start()
+        done.join(timeout=120)
+        assert not done.is_alive(), "the learners hung: their minibatch counts differ"
+        (first, rows_first), (second, rows_second) = weights()
+        assert {rows_first, rows_second} == {5 * 4, 4 * 4}  # 2 primitives x 2 clones per auction: uneven shards
+        for m in first:
+            for k in first[m]:
+                torch.testing.assert_close(first[m][k], second[m][k], rtol=0, atol=0)
+        assert max(float((first["p1"][k] - before["p1"][k]).abs().max()) for k in first["p1"]) > 1e-5
+    finally:
+        for actor in learner_group._worker_manager.actors().values():
+            ray.kill(actor)
