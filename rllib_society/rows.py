@@ -23,8 +23,9 @@ import numpy as np
 
 #: Ledger file name prefixes of the two sides.
 SAMPLED, TRAINED = "sampled", "trained"
-#: A ledger file's columns: the process's call (`sample()` or update) count, its wall time, then the entry.
-LEDGER_COLUMNS = ("call", "time", "episode", "first", "stop", "bidders")
+#: A ledger file's columns: the process's call (`sample()` or update) count, its wall time, the
+#: entry, and an end mark (a line cut by a kill has none).
+LEDGER_COLUMNS = ("call", "time", "episode", "first", "stop", "bidders", "end")
 
 
 class RowEntry(NamedTuple):
@@ -106,7 +107,7 @@ class RowLedger:
             writer = csv.writer(file)
             if new:
                 writer.writerow(LEDGER_COLUMNS)
-            writer.writerows((self.calls, f"{now:.6f}", e.episode, e.first, e.stop, _mask_hex(e.bidders))
+            writer.writerows((self.calls, f"{now:.6f}", e.episode, e.first, e.stop, _mask_hex(e.bidders), ".")
                              for e in entries)
 
 
@@ -116,11 +117,13 @@ def read_ledger(path: str | os.PathLike) -> list[dict]:
     rows = []
     with Path(path).open(newline="") as file:
         for line in csv.DictReader(file):
+            if line.get("end") != ".":  # a line cut by a kill
+                continue
             try:
                 bidders = _hex_mask(line["bidders"])
                 entry = RowEntry(line["episode"], int(line["first"]), int(line["stop"]), bidders)
                 rows.append({"call": int(line["call"]), "time": float(line["time"]), "entry": entry})
-            except (TypeError, ValueError):  # a line cut by a kill
+            except (AttributeError, TypeError, ValueError):  # a line cut by a kill
                 continue
     return rows
 
