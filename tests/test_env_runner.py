@@ -1,7 +1,8 @@
 """The fast path: `SocietyEnvRunner` and `SocietyPPOLearner`'s batch. Every auction of every sampled
 episode reaches the learner exactly once with its exact utility (the naive oracle of
-`test_society_env`), at any fragment length and batch mode, and the stock env pays the same
-utilities for the same bids."""
+`test_society_env`), at any fragment length and batch mode, the rows the learner trains are
+those handed over (by their identities: episode, auction step, bidder), and the stock env pays
+the same utilities for the same bids."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ray.rllib.core.columns import Columns
 
 from experiments.algo_config import society_ppo_config
 from rllib_society.env_runner import AuctionChunk, SocietyEnvRunner
+from rllib_society.rows import compare_rows
 from rllib_society.society_env import SocietyEnv
 from test_society_env import CASES, OPTIONS, oracle
 
@@ -90,6 +92,14 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
     got = learner_samples(learner, samples_per_call)
     if case == "ccv_bootstrap":  # cuts happened, and were priced
         assert any(c.pricing is not None for c in chunks)
+    # Row identities: the rows the learner trained (in some minibatch) are the rows handed over.
+    sampled, trained = [], []
+    for call in samples_per_call:
+        learner.update(episodes=call, num_epochs=2, minibatch_size=8, shuffle_batch_per_epoch=True)
+        sampled += [entry for chunk in call for entry in chunk.row_entries()]
+        trained += learner.trained_rows
+    rows = compare_rows(sampled, trained)
+    assert rows == {"rows": sum(map(len, expected.values())), "duplicated": 0, "lost": 0, "unsampled": 0}
     checked = 0
     for module_id, pairs in expected.items():
         want, have = np.array(sorted(pairs)), np.array(sorted(got[module_id]))
@@ -106,6 +116,37 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
         priced = sum(c.pricing is not None for c in chunks)  # pricing auctions: stepped, not trained
         assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) + priced == stepped
         assert any(not c.is_done for c in chunks)
+    runner.stop()
+
+
+def test_an_update_that_fails_counts_nothing(monkeypatch):
+    """The learner counts rows and steps once it has trained: an update that raises in its loss
+    leaves no trained rows and no step counts, and the next update counts only its own rows."""
+    from ray.rllib.core import ALL_MODULES
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_TRAINED_LIFETIME, NUM_MODULE_STEPS_TRAINED_LIFETIME
+
+    runner, learner = fast(3)
+    failing, working = runner.sample(random_actions=False), runner.sample(random_actions=False)
+    compute_losses = type(learner).compute_losses
+    calls = {"n": 0}
+
+    def fail_on_the_second_minibatch(self, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("loss failed")
+        return compute_losses(self, **kwargs)
+
+    monkeypatch.setattr(type(learner), "compute_losses", fail_on_the_second_minibatch)
+    with pytest.raises(RuntimeError, match="loss failed"):
+        learner.update(episodes=failing, num_epochs=2, minibatch_size=8)
+    assert calls["n"] == 2 and learner.trained_rows == []
+    metrics = learner.update(episodes=working, num_epochs=2, minibatch_size=8)
+    sampled = [entry for chunk in working for entry in chunk.row_entries()]
+    rows = sum(entry.num_rows() for entry in sampled)
+    assert compare_rows(sampled, learner.trained_rows) == {"rows": rows, "duplicated": 0, "lost": 0, "unsampled": 0}
+    assert metrics[ALL_MODULES][NUM_ENV_STEPS_TRAINED_LIFETIME] == sum(c.env_steps() for c in working)
+    # Each module trained its rows in 2 epochs; the failed update's first minibatch is not counted.
+    assert metrics[ALL_MODULES][NUM_MODULE_STEPS_TRAINED_LIFETIME] == 2 * rows
     runner.stop()
 
 
