@@ -10,15 +10,20 @@ a society with 4 env runners while this script
 
 then trains the same config undisturbed on the same cluster and prints
 
-- the budget reached, and the env steps (auctions) sampled vs trained on,
+- the budget reached, and the env steps (auctions) sampled vs trained on (RLlib's counters),
+- every bid row by its identity (episode, auction step, bidder; `rllib_society.rows`): both runs
+  keep a row ledger, and the rows trained must be the rows sampled, none duplicated, none lost,
 - the final result against the undisturbed run's,
 - that every checkpoint the run wrote loads and its greedy bids are those the run logged at
   that iteration.
 
 What a kill loses, by design: an env runner killed mid-``sample()`` takes its unfinished
-auctions with it (they were never counted as sampled: RLlib counts what reaches the driver);
-a killed driver loses the iterations since its last checkpoint (``checkpoint_frequency``), which
-the resumed run samples and trains again from the restored counters. Neither is counted twice.
+auctions with it (they were never counted as sampled: RLlib counts what reaches the driver, and
+the ledger what a ``sample()`` call returned); a killed driver loses the iterations since its
+last checkpoint (``checkpoint_frequency``), which the resumed run samples afresh (new episodes)
+and trains from the restored counters. A row in the ledger that no learner trained is "in
+flight at a kill" when it is from the last ``sample()`` call of an env runner that was killed, or
+of the killed driver's job (its results had not reached the learner); any other is lost.
 
 Usage::
 
@@ -43,7 +48,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rllib_society import SocietyEnvRunner
+from rllib_society import SocietyEnvRunner, compare_rows, read_ledger
+from rllib_society.rows import SAMPLED as SAMPLED_ROWS, TRAINED as TRAINED_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLED = "env_runners/num_env_steps_sampled_lifetime"
@@ -69,11 +75,43 @@ def run_py(output: Path, address: str, args: argparse.Namespace, resume: bool = 
         command += ["--config", args.config, "--stop-timesteps", str(args.stop_timesteps),
                     "--num-env-runners", str(args.env_runners), "--seed", str(args.seed),
                     "--set", f"checkpoint_frequency={args.checkpoint_frequency}", "--set", "checkpoints_to_keep=null",
-                    "--set", f"num_cpus_per_env_runner={args.cpus_per_env_runner}"]
+                    "--set", f"num_cpus_per_env_runner={args.cpus_per_env_runner}",
+                    "--set", f"row_ledger={ledger_folder(output)}"]
     output.parent.mkdir(parents=True, exist_ok=True)
     with (output.parent / f"{output.name}{'-resume' if resume else ''}.stderr.log").open("w") as log:
         return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
                                 env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def ledger_folder(output: Path) -> Path:
+    return output.parent / f"{output.name}-ledger"
+
+
+def row_accounting(folder: Path, killed_runners: set[int], driver_killed: bool) -> dict:
+    """Sampled against trained rows of one run, by identity, from its row ledger: ``rows``
+    sampled, ``duplicated``, ``lost``, ``unsampled`` (`compare_rows`) and ``in_flight``, the
+    lost rows that a kill explains (see the module's docstring), which are not counted lost."""
+    files = {side: [(path, *path.stem.split("-")[1:]) for path in folder.glob(f"{side}-*.csv")]
+             for side in (SAMPLED_ROWS, TRAINED_ROWS)}
+    trained = [row["entry"] for path, *_ in files[TRAINED_ROWS] for row in read_ledger(path)]
+    # The run's driver jobs in the order they started; all but the last were killed.
+    started = {}
+    for path, job, _ in files[SAMPLED_ROWS] + files[TRAINED_ROWS]:
+        first = read_ledger(path)
+        if first:
+            started[job] = min(started.get(job, float("inf")), first[0]["time"])
+    killed_jobs = set(sorted(started, key=started.get)[:-1]) if driver_killed else set()
+    sampled, at_kills = [], []
+    for path, job, pid in files[SAMPLED_ROWS]:
+        rows = read_ledger(path)
+        killed = int(pid) in killed_runners or job in killed_jobs
+        last = rows[-1]["call"] if rows else None
+        sampled += [row["entry"] for row in rows]
+        at_kills += [row["entry"] for row in rows if killed and row["call"] == last]
+    counts = compare_rows(sampled, trained)
+    untrained_at_kills = compare_rows(at_kills, trained)["lost"]
+    return {**counts, "lost": counts["lost"] - untrained_at_kills, "in_flight": untrained_at_kills,
+            "jobs": len(started)}
 
 
 def resumable(output: Path) -> bool:
@@ -127,7 +165,7 @@ def chaos_run(output: Path, address: str, args: argparse.Namespace) -> dict:
     code = driver.wait()
     stop.set()
     killer.join()
-    return {"returncode": code, "runner_kills": len(kills), "driver_killed": driver_killed,
+    return {"returncode": code, "runner_kills": len(kills), "killed_pids": kills, "driver_killed": driver_killed,
             "seconds": time.perf_counter() - started}
 
 
@@ -212,11 +250,18 @@ def main(argv=None) -> int:
                   + logs[-1].read_text()[-3000:], file=sys.stderr)
             return 1
     result = {"chaos": {**chaos, **report(folder / "chaos")}, "undisturbed": {**calm, **report(folder / "undisturbed")},
-              "checkpoints": checkpoint_bids(folder / "chaos")}
+              "checkpoints": checkpoint_bids(folder / "chaos"),
+              "rows": {"chaos": row_accounting(ledger_folder(folder / "chaos"), set(chaos["killed_pids"]),
+                                               bool(chaos["driver_killed"])),
+                       "undisturbed": row_accounting(ledger_folder(folder / "undisturbed"), set(), False)}}
     c, u = result["chaos"], result["undisturbed"]
     ok = {
         "full budget": c["returncode"] == 0 and c["sampled"] >= args.stop_timesteps,
-        "0 auctions lost": c["sampled"] == c["trained"],
+        "0 auctions lost (counters)": c["sampled"] == c["trained"],
+        "0 rows duplicated or lost (identities)": all(
+            rows["rows"] > 0 and rows["duplicated"] == rows["lost"] == rows["unsampled"] == 0
+            for rows in result["rows"].values()),
+        "undisturbed: every row trained": result["rows"]["undisturbed"]["in_flight"] == 0,
         "result within noise": c["greedy_return"] == u["greedy_return"]
                                and abs(c["bid_error"] - u["bid_error"]) <= args.bid_tolerance,
         "all checkpoints load with their bids": all(x["max_bid_diff"] < 1e-4 for x in result["checkpoints"]),
@@ -229,6 +274,9 @@ def main(argv=None) -> int:
           f"greedy return {c['greedy_return']:.3f} | bid error {c['bid_error']:.4f}")
     print(f"undisturbed: env steps sampled {u['sampled']:,} | trained on {u['trained']:,} | "
           f"greedy return {u['greedy_return']:.3f} | bid error {u['bid_error']:.4f}; {u['seconds']:.0f} s")
+    for name, rows in result["rows"].items():
+        print(f"rows ({name}): {rows['rows']:,} sampled | duplicated {rows['duplicated']} | lost {rows['lost']} | "
+              f"trained, never sampled {rows['unsampled']} | in flight at a kill {rows['in_flight']:,}")
     print(f"checkpoints: {len(result['checkpoints'])} written, all load; largest |bid - logged bid| "
           f"{max((x['max_bid_diff'] for x in result['checkpoints']), default=float('nan')):.2e}")
     for name, passed in ok.items():
