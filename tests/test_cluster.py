@@ -151,6 +151,10 @@ def test_a_chaos_run_loses_nothing(tmp_path):
     chaos = result["chaos"]
     assert chaos["driver_killed"] and chaos["runner_kills"] >= 1, chaos
     assert chaos["sampled"] == chaos["trained"] >= 20000
+    # Rows by identity: every sampled row trained once, except those in flight at a kill.
+    for run, rows in result["rows"].items():
+        assert rows["rows"] > 0 and rows["duplicated"] == rows["lost"] == rows["unsampled"] == 0, (run, rows)
+    assert result["rows"]["undisturbed"]["in_flight"] == 0 and result["rows"]["chaos"]["jobs"] == 2, result["rows"]
     assert len(result["checkpoints"]) >= 3 and all(ok for ok in result["ok"].values()), result
 
 

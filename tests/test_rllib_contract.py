@@ -5,6 +5,7 @@ it, naming the setting and ``sampler='stock'`` (README: "RLlib settings on the f
 from __future__ import annotations
 
 import copy
+from collections import Counter
 import math
 import re
 
@@ -124,6 +125,26 @@ def test_nan_gradients_are_zeroed_unless_torch_skip_nan_gradients(train_batch):
         assert math.isnan(out[broken][0, 0]) == skip  # RLlib's torch_skip_nan_gradients: applied as it is
 
 
+def test_kl_target_and_lr_schedules_adapt_as_in_rllibs_stock_learner(train_batch):
+    """After an update, the KL coefficient adapts to kl_target and the lr follows its schedule
+    (RLlib's `after_gradient_based_update`) as in the stock learner."""
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    def config(sampler):
+        return society_config(sampler, kl_coeff=0.2, kl_target=100.0).training(lr=[[0, 1e-2], [1000, 1e-4]])
+
+    fast, stock = build_learner(config("fast")), build_learner(config("stock"))
+    stock.module.set_state(fast.module.get_state())
+    for learner in (fast, stock):
+        learner._update(copy.deepcopy(train_batch))
+        learner.after_gradient_based_update(timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 500})
+    for module_id in ("p0", "p1", "p2"):
+        kl = float(fast.curr_kl_coeffs_per_module[module_id])
+        assert kl == pytest.approx(float(stock.curr_kl_coeffs_per_module[module_id])) and kl == pytest.approx(0.1)  # KL below half its target: halved
+        lrs = [learner.get_optimizer(module_id).param_groups[0]["lr"] for learner in (fast, stock)]
+        assert lrs[0] == pytest.approx(lrs[1]) and lrs[0] == pytest.approx(1e-2 + 0.5 * (1e-4 - 1e-2))
+
+
 # --- the env runner -------------------------------------------------------------------------
 
 
@@ -207,9 +228,12 @@ def test_episode_callbacks_are_made_where_rllibs_runner_makes_them(sampler):
     # (RLlib's runner also creates an episode object after each end that a reset then replaces.)
     assert len(calls["on_episode_created"]) >= len(calls["on_episode_start"]) >= len(episodes)
     assert all(call["length"] == 0 for call in calls["on_episode_start"])
-    stepped = sum(e.env_steps() for e in episodes)
-    # RLlib's stock runner calls on_episode_start (not on_episode_step) for the reset step.
-    assert len(calls["on_episode_step"]) == len(function_steps) == stepped
+    # A step call per auction of each episode returned (RLlib's stock runner calls on_episode_start,
+    # not on_episode_step, for the reset step); an episode still running at the end of sample()
+    # has had its step calls too.
+    steps = Counter(call["episode"].id_ for call in calls["on_episode_step"])
+    assert all(steps[e.id_] == e.env_steps() for e in episodes)
+    assert len(calls["on_episode_step"]) == len(function_steps) >= sum(e.env_steps() for e in episodes)
     ended = [call["episode"] for call in calls["on_episode_end"]]
     assert {e.id_ for e in ended} == {e.id_ for e in episodes}
     for call in calls["on_episode_end"]:
