@@ -134,8 +134,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         self._loss_stats = self._grad_norms = None
         self._steps_trained, self._minibatches = {}, 0
         self._update_rows = None  # (chunks, minibatches) of the running update
-        #: The identities of the rows the last update trained on (`rllib_society.rows`).
-        self.trained_rows: list[RowEntry] = []
+        self._trained_rows = []  # (chunks, rows seen, modules trained) of the last update, or its entries
         self._trained: list[int] = []  # indices of the modules the last backward pass trained
         self._stacked_gradients = None  # (gradients, their values, parameter stacks) of the last pass
         self._adam_stacks: dict[int, tuple[torch.Tensor, ...]] = {}  # stacked Adam state (_ADAM_STATE)
@@ -151,8 +150,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         env runner) train nothing: their auctions are counted, and RLlib's loop, which fails
         on an empty batch, is skipped. An update that fails counts nothing: its counts start
         afresh here and are logged only once it has trained (`_log_trained`)."""
-        self._steps_trained, self._minibatches, self._update_rows = {}, 0, None
-        self.trained_rows = []
+        self._steps_trained, self._minibatches, self._update_rows, self._trained_rows = {}, 0, None, []
         if training_data is None:
             training_data = TrainingData(batch=batch, batches=batches, batch_refs=batch_refs, episodes=episodes,
                                          episodes_refs=episodes_refs, data_iterators=data_iterators)
@@ -269,7 +267,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         not once per epoch: the number to hold against the env runners' sampled steps), RLlib's
         step counters per module (summed over minibatches), and the identities of the rows that
         were in a minibatch (`trained_rows`, and the row ledger if one is kept)."""
-        self.trained_rows = []
+        self._trained_rows = []
         if self._update_rows is not None:
             chunks, minibatches = self._update_rows
             self._update_rows = None
@@ -278,7 +276,7 @@ class SocietyPPOLearner(PPOTorchLearner):
             self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), auctions, reduce="lifetime_sum")
             if minibatches is not None:
                 trained = np.isin(self.module.module_ids, minibatches.module_ids)
-                self.trained_rows = trained_row_entries(chunks, minibatches.seen.numpy() > 0, trained)
+                self._trained_rows = (chunks, minibatches.seen.numpy() > 0, trained)
             if self._ledger is not None:
                 self._ledger.record(self.trained_rows)
         if self._steps_trained:
@@ -293,6 +291,14 @@ class SocietyPPOLearner(PPOTorchLearner):
             self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME), total,
                                    reduce="lifetime_sum", with_throughput=True)
             self._steps_trained, self._minibatches = {}, 0
+
+    @property
+    def trained_rows(self) -> list[RowEntry]:
+        """The identities of the rows the last update trained on (`rllib_society.rows`),
+        worked out when first read (or when a row ledger is kept)."""
+        if isinstance(self._trained_rows, tuple):
+            self._trained_rows = trained_row_entries(*self._trained_rows)
+        return self._trained_rows
 
     @override(PPOTorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
