@@ -21,7 +21,7 @@ ALGOS = ("society", "monolithic")
 #: RLlib's batch modes.
 BATCH_MODES = ("truncate_episodes", "complete_episodes")
 #: Keys holding a mapping that ``--set`` and grids reach one entry at a time: ``env_config.<name>``.
-DOTTED_KEYS = ("env_config", "rllib")
+DOTTED_KEYS = ("env_config", "rllib", "exploration")
 #: Bid networks' activations RLlib's default model accepts.
 ACTIVATIONS = ("relu", "tanh", "linear", "silu", "elu")
 
@@ -77,6 +77,11 @@ class ExperimentConfig(BaseModel):
     as in the paper's code; the monolithic baseline treats it as a termination) or "bootstrap"
     (only a cut: the cut auction is paid the cut state's price, as if the episode went on, and
     the baseline's PPO bootstraps; sampler: fast only). Q* and the bid error follow it."""
+    exploration: Any = None
+    """Exploration inside the auction: None (the paper's auction) or {kind: offers, rate: r}, a
+    share r of auctions being random-price offers to one primitive, which keep every primitive's
+    bid truthful, not only the winners' (`rllib_society.exploration`). Greedy evaluation never
+    explores."""
     options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (run, trial or checkpoint folders of single-agent
     policies, or of societies over the env's actions), in place of the env's actions; each runs
@@ -186,6 +191,7 @@ class ExperimentConfig(BaseModel):
             "gamma": self.gamma,
             "value_range": self.value_range,
             "truncation": self.truncation,
+            "exploration": self.exploration,
             "eval_episodes": self.eval_episodes,
             "eval_max_steps": self.eval_max_steps,
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
@@ -246,7 +252,7 @@ class ExperimentConfig(BaseModel):
 
 #: The keys of the society itself (`SocietyPPOConfig.society`), checked by the library.
 SOCIETY_KEYS = ("env", "env_config", "auction", "clones", "dropout", "dropout_unit", "gamma", "value_range",
-                "truncation", "eval_episodes", "eval_max_steps", "options", "option_done_action",
+                "truncation", "exploration", "eval_episodes", "eval_max_steps", "options", "option_done_action",
                 "option_max_steps", "option_bids")
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 

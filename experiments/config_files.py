@@ -68,7 +68,8 @@ def load_config(
         path: optional YAML file with a flat mapping of config keys.
         overrides: values from explicit flags; None values mean "not given" and are skipped.
         sets: ``key=value`` strings (values parsed as YAML; ``env_config.<name>=<value>`` sets one
-            constructor argument of the env, ``rllib.<name>=<value>`` one RLlib setting), applied
+            constructor argument of the env, ``rllib.<name>=<value>`` one RLlib setting,
+            ``exploration.rate=<value>`` the exploration offers' rate), applied
             last.
 
     Raises:
@@ -88,8 +89,8 @@ def load_config(
     for item in sets or []:
         key, value = parse_set(item)
         section, dot, name = key.partition(".")
-        if dot and section in DOTTED_KEYS:  # env_config.<name>, rllib.<name>
-            values[section] = {**values.get(section, {}), name: value}
+        if dot and section in DOTTED_KEYS:  # env_config.<name>, rllib.<name>, exploration.<name>
+            values[section] = {**(values.get(section) or {}), name: value}
         else:
             values[key] = value
     config = make_config(values)

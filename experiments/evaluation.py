@@ -18,6 +18,8 @@ from rllib_society import (
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
 DEFAULT_EVAL_MAX_STEPS = 1000
+#: How close (in bid units) to Q* a bid counts as truthful in ``truthful_share``.
+TRUTHFUL_TOLERANCE = 0.05
 
 
 def eval_max_steps(society_config: dict[str, Any]) -> int:
@@ -129,8 +131,9 @@ def run_episodes(env: gym.Env, act: Callable[[Any, int], int], episodes: int, se
 
 
 def evaluation_env(society_config: dict[str, Any]) -> AuctionEnv:
-    """The society every bidder of which takes part (no dropout), for greedy evaluation."""
-    return AuctionEnv({**society_config, "dropout": 0.0})
+    """The society every bidder of which takes part (no dropout) in usual auctions (no
+    exploration offers), for greedy evaluation."""
+    return AuctionEnv({**society_config, "dropout": 0.0, "exploration": None})
 
 
 def evaluate(
@@ -151,9 +154,10 @@ def evaluate(
         Discrete observations ``mean_bids`` as ``{state: {primitive: value}}``, the values the
         mean bids stand for (env units, `to_values`); with `q_values` (env units, by env step as
         `q_star_by_step` gives it) also ``bid_error``, the largest |value - Q*| over the (step,
-        state, primitive) the greedy society visits and picks, and ``bid_error_all``, over every
+        state, primitive) the greedy society visits and picks, ``bid_error_all``, over every
         primitive at the (step, state) it visits (the paper's equilibrium: every bid is Q*,
-        losers' too).
+        losers' too), and ``truthful_share``, per primitive the share of visited (step, state)
+        where its value is within `TRUTHFUL_TOLERANCE` bid units of Q*.
     """
     discrete = isinstance(env.base_env.observation_space, gym.spaces.Discrete)
     summaries, picks = [], set()
@@ -181,4 +185,9 @@ def evaluate(
 
             result["bid_error"] = float(max(errors(t, s)[k] for t, s, k in picks))
             result["bid_error_all"] = float(max(errors(t, s).max() for t, s, _ in picks))
+            visited = sorted({(t, s) for t, s, _ in picks})
+            truthful = np.array([errors(t, s) <= TRUTHFUL_TOLERANCE * (env.value_range[1] - env.value_range[0])
+                                 for t, s in visited])
+            result["truthful_share"] = {primitive_name(k): float(truthful[:, k].mean())
+                                        for k in range(truthful.shape[1])}
     return result

@@ -41,7 +41,8 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
 
     Args:
         base: the config every trial starts from.
-        grid: config key (or ``env_config.<name>``, ``rllib.<name>``) -> the values to try.
+        grid: config key (or ``env_config.<name>``, ``rllib.<name>``, ``exploration.rate``) -> the
+            values to try.
         num_samples: trials (seeds) per grid point.
 
     Raises:
@@ -64,7 +65,7 @@ def expand_grid(base: ExperimentConfig, grid: dict[str, list], num_samples: int)
             for key, value in zip(grid, point):
                 section, dot, name = key.partition(".")
                 if dot and section in DOTTED_KEYS:
-                    values[section] = {**values[section], name: value}
+                    values[section] = {**(values[section] or {}), name: value}
                 else:
                     values[key] = value
             values["seed"] = base.seed + len(variants)

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rllib_society.metrics import EXPLORATION_METRICS
+
 #: Result keys (Tune's flattened form, as in progress.csv).
 ENV_STEPS = "num_env_steps_sampled_lifetime"
 ITERATION = "training_iteration"
@@ -197,6 +199,10 @@ def build_summary(
         }
         summary["bid_error"] = flat.get(BID_ERROR)  # None when Q* leaves the value range
         summary["bid_error_all"] = flat.get(BID_ERROR_ALL)
+        summary["truthful_share"] = last_result.get("society", {}).get("truthful_share")
+    for key in EXPLORATION_METRICS.values():  # the last iteration's exploration offers
+        if f"env_runners/society/{key}" in flat:
+            summary[key] = flat[f"env_runners/society/{key}"]
     summary["checkpoint"] = checkpoint
     return summary
 

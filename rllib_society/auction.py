@@ -4,6 +4,8 @@ and every agent's utility over a recorded episode. Pure numpy, no Ray, so it is 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 #: Auction names: Vickrey, credit-conserving Vickrey, bucket brigade, env reward only.
@@ -44,12 +46,74 @@ def clear_auctions(
     return winners, prices
 
 
+class Outcomes(NamedTuple):
+    """What each auction of an episode settled (`auction_outcomes`), all (T,) arrays."""
+
+    winners: np.ndarray  # who acts: the highest active bidder, or the offered bidder who bought
+    paid: np.ndarray  # what the winner pays: the second price (its own bid in ``bb``), or the offer's price
+    received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
+    usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
+    bought: np.ndarray  # bool: an offer accepted
+
+
+def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
+                     offered: np.ndarray | None = None, offer_prices: np.ndarray | None = None) -> Outcomes:
+    """Who wins each auction and what changes hands, with exploration offers or without.
+
+    The usual auction: the highest active bid wins and pays the second price (``v``, ``ccv``;
+    0 for a lone bidder) or its own bid (``bb``); the state's seller receives the second price
+    (``ccv``) or the winning bid (``v``, ``bb``).
+
+    An exploration auction (random-price offer, the Becker-DeGroot-Marschak mechanism) offers
+    the state to one bidder ``offered[t]`` at ``offer_prices[t]``: if its bid is at least the
+    price it buys (wins and pays the price), else the usual auction runs without it. Either
+    way the seller receives the usual clearing price over all active bids, so nobody's
+    incentive but the offered bidder's changes, and the offered bidder's expected utility over
+    a uniform price, the integral of (v - p) dp for p up to its bid b, is largest at b = v.
+
+    Args:
+        bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
+        offered: optional (T,) bidder offered each state, -1 where there is no offer.
+        offer_prices: (T,) the offers' prices (ignored where there is no offer).
+    """
+    bids = np.asarray(bids, dtype=np.float64)
+    active = _active_mask(active, bids.shape)
+    steps = np.arange(len(bids))
+    winners, seconds = clear_auctions(bids, active)
+    winning_bids = bids[steps, winners]
+    usual_paid = winning_bids if auction == "bb" else seconds
+    received = seconds if auction in ("ccv", "env") else winning_bids
+    paid, bought = usual_paid.copy(), np.zeros(len(bids), dtype=bool)
+    if offered is not None:
+        offered = np.asarray(offered, dtype=np.int64)
+        offer_prices = np.asarray(offer_prices, dtype=np.float64)
+        if offered.shape != (len(bids),) or offer_prices.shape != (len(bids),):
+            raise ValueError(f"`offered` and `offer_prices` must have shape ({len(bids)},); got {offered.shape} "
+                             f"and {offer_prices.shape}.")
+        explored = offered >= 0
+        if (explored & ~active[steps, np.maximum(offered, 0)]).any():
+            raise ValueError("An offer went to a bidder who sits out.")
+        bought = explored & (bids[steps, np.maximum(offered, 0)] >= offer_prices)
+        declined = explored & ~bought
+        winners, paid = winners.copy(), np.where(bought, offer_prices, paid)
+        winners[bought] = offered[bought]
+        if declined.any():
+            without = active[declined].copy()
+            without[np.arange(len(without)), offered[declined]] = False
+            others, others_seconds = clear_auctions(bids[declined], without)
+            winners[declined] = others
+            paid[declined] = bids[declined][np.arange(len(others)), others] if auction == "bb" else others_seconds
+    return Outcomes(winners, paid, received, usual_paid, bought)
+
+
 def episode_utilities(
     bids: np.ndarray,
     rewards: np.ndarray,
     discounts: np.ndarray,
     auction: str,
     active: np.ndarray | None = None,
+    offered: np.ndarray | None = None,
+    offer_prices: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every agent's utility at every auction step of one episode (spec section 2).
 
@@ -61,7 +125,9 @@ def episode_utilities(
     - ``bb``:  r_t + g_t * B_{t+1} - b_t^{w_t}
     - ``env``: r_t
 
-    Losers (and agents sitting out) get 0.
+    Losers (and agents sitting out) get 0. With exploration offers (`auction_outcomes`), an
+    offered bidder who buys is the winner and pays the offer's price instead; B_{t+1} and
+    P_{t+1} stay the usual auction's, over all active bids.
 
     Args:
         bids: (T, A) bids, T auction steps of A agent ids.
@@ -70,6 +136,7 @@ def episode_utilities(
         discounts: (T,) discount of each step, gamma ** duration.
         auction: one of ``AUCTIONS``.
         active: optional (T, A) boolean mask of the agents taking part at each step.
+        offered, offer_prices: optional exploration offers (`auction_outcomes`).
 
     Returns:
         (T, A) float64 utilities.
@@ -87,21 +154,16 @@ def episode_utilities(
             f"Expected bids (T, A) with rewards and discounts of shape (T,); got bids {bids.shape}, "
             f"rewards {rewards.shape}, discounts {discounts.shape}."
         )
-    winners, prices = clear_auctions(bids, active)
-    steps = np.arange(len(bids))
-    winning_bids = bids[steps, winners]
-
+    outcomes = auction_outcomes(bids, active, auction, offered, offer_prices)
     if auction == "env":
         utility = rewards
     else:
         # u_t needs step t+1's bids: the next winner buys the state this winner produced.
-        received = prices if auction == "ccv" else winning_bids
-        paid = winning_bids if auction == "bb" else prices
-        lookahead = np.append(received[1:], 0.0)  # nobody buys the state after the last step
-        utility = rewards + discounts * lookahead - paid
+        lookahead = np.append(outcomes.received[1:], 0.0)  # nobody buys the state after the last step
+        utility = rewards + discounts * lookahead - outcomes.paid
 
     utilities = np.zeros(bids.shape)
-    utilities[steps, winners] = utility
+    utilities[np.arange(len(bids)), outcomes.winners] = utility
     return utilities
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_society.auction import clear_auctions, episode_utilities
+from rllib_society.auction import auction_outcomes, episode_utilities
 from rllib_society.errors import FieldError
+from rllib_society.exploration import draw_offer, exploration_settings
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
@@ -38,6 +39,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "gamma": 0.99,
     "value_range": None,
     "truncation": "end",
+    "exploration": None,
     "eval_episodes": 1,
     "eval_max_steps": None,
     "options": [],
@@ -55,6 +57,7 @@ def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
     utilities = episode_utilities(
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
+        np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", np.nan) for r in records]),
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
@@ -202,6 +205,8 @@ class AuctionEnv(gym.Env):
         truncation: "end" (a time-limit cut ends the task: the cut auction's lookahead is 0) or
             "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
             auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
+        exploration: None (the paper's auction) or ``{"kind": "offers", "rate": r}``: a share r
+            of auctions are random-price offers to one bidder (`rllib_society.exploration`).
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -231,24 +236,32 @@ class AuctionEnv(gym.Env):
         self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
         self.active = np.ones(self.num_bidders, dtype=bool)
         self.pricing = False  # whether the next step is a cut's pricing auction
+        self.exploration = exploration_settings(self.config["exploration"])
+        #: The share of exploration auctions (greedy evaluation sets it to 0).
+        self.exploration_rate = self.exploration["rate"]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Starts an episode of the wrapped env and draws which bidders sit it out (dropout)."""
         super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
-        self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r")}
+        self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r", "offers",
+                                                           "offer_prices")}
         self._env_steps = 0
         self.pricing = False
         self.state = state
         return self._encode(state), {}
 
     def step(self, action: np.ndarray):
-        """One auction: the highest active bid's primitive acts (or, after a priced cut, nothing
-        does); returns the next state, the reward in bid units and the auction record."""
+        """One auction: the highest active bid's primitive acts, or the offered bidder's if it
+        buys an exploration offer (after a priced cut, nothing does); returns the next state, the
+        reward in bid units and the auction record."""
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
-        winners, prices = clear_auctions(bids[None], self.active[None])
-        winner = int(winners[0])
+        offer, offer_price = (-1, float("nan")) if self.pricing else draw_offer(
+            self.np_random, self.active, self.clones, self.exploration_rate)
+        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], np.array([offer]),
+                                   np.array([offer_price]))
+        winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
         else:
@@ -256,7 +269,7 @@ class AuctionEnv(gym.Env):
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
         reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
-        for key, value in zip(self._history, (bids, reward, discount, env_reward)):
+        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price)):
             self._history[key].append(value)
 
         record = {
@@ -264,7 +277,10 @@ class AuctionEnv(gym.Env):
             "bids": bids,
             "active": self.active,
             "winner": winner,
-            "price": float(prices[0]),
+            "price": float(outcome.paid[0]),
+            "offer": offer,  # the bidder offered the state (-1: the usual auction)
+            "offer_price": offer_price,
+            "bought": bool(outcome.bought[0]),
             "reward": reward,
             "env_reward": env_reward,
             "discount": discount,
@@ -312,14 +328,13 @@ class AuctionEnv(gym.Env):
         bid and mean utility per auction step."""
         bids = np.array(self._history["bids"])
         active = np.broadcast_to(self.active, bids.shape)
-        utilities = episode_utilities(
-            bids, self._history["rewards"], self._history["discounts"],
-            self.config["auction"], active,
-        )
-        if self.pricing:  # the last row priced the cut state: not an auction of the episode
-            bids, active, utilities = bids[:-1], active[:-1], utilities[:-1]
-        winners, _ = clear_auctions(bids, active)
-        steps = len(bids)
+        offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]))
+        utilities = episode_utilities(bids, self._history["rewards"], self._history["discounts"],
+                                      self.config["auction"], active, *offers)
+        outcomes = auction_outcomes(bids, active, self.config["auction"], *offers)
+        steps = len(bids) - self.pricing  # the last row priced the cut state: not an auction of the episode
+        bids, active, utilities = bids[:steps], active[:steps], utilities[:steps]
+        winners, explored = outcomes.winners[:steps], offers[0][:steps] >= 0
         by_primitive = lambda x: x.reshape(steps, self.num_primitives, self.clones)  # noqa: E731
         bid_counts = by_primitive(active).sum(axis=(0, 2))
         bid_sums = by_primitive(np.where(active, bids, 0.0)).sum(axis=(0, 2))
@@ -331,4 +346,8 @@ class AuctionEnv(gym.Env):
             "mean_bid": np.where(bid_counts > 0, bid_sums / np.maximum(bid_counts, 1), np.nan),
             "utility": by_primitive(utilities).sum(axis=(0, 2)) / steps,
             "priced_cut": self.pricing,
+            "offers": int(explored.sum()),
+            "offers_bought": int(outcomes.bought[:steps].sum()),
+            # What the market kept: the offers' prices minus what the usual auctions' winners would have paid.
+            "market_balance": float((outcomes.paid - outcomes.usual_paid)[:steps][explored].sum()),
         }

@@ -23,12 +23,17 @@ SMOOTHING_EPISODES = 100
 #: The episode summary's entries logged per episode (under these names) and per primitive.
 EPISODE_METRICS = {"env_return": "env_return", "env_steps": "env_steps_per_episode"}
 PER_PRIMITIVE = ("win_freq", "mean_bid", "utility")
+#: Exploration offers (`rllib_society.exploration`), summed per iteration over finished episodes:
+#: exploration auctions, offers bought, and the market's balance (bid units).
+EXPLORATION_METRICS = {"offers": "exploration_auctions", "offers_bought": "offers_bought",
+                       "market_balance": "market_balance"}
 
 
 class SocietyMetrics(RLlibCallback):
     """Logs, per finished episode, the env's return and env steps (options count their own), and
     per primitive ``win_freq``, ``mean_bid`` and ``utility`` (per auction step), each the mean
-    over the last `SMOOTHING_EPISODES` episodes; plus ``env_steps_lifetime``. `SocietyPPOConfig`
+    over the last `SMOOTHING_EPISODES` episodes; plus ``env_steps_lifetime`` and, summed per
+    iteration, the exploration offers (`EXPLORATION_METRICS`). `SocietyPPOConfig`
     sets it unless a config names its own callbacks (subclass it to keep these metrics).
 
     Per-primitive metrics are kept here and logged once per `sample()` (3 x N values per
@@ -44,6 +49,8 @@ class SocietyMetrics(RLlibCallback):
         for key, name in EPISODE_METRICS.items():
             metrics_logger.log_value((SOCIETY, name), float(summary[key]), reduce="mean", window=SMOOTHING_EPISODES)
         log_env_steps(metrics_logger, summary["env_steps"])
+        for key, name in EXPLORATION_METRICS.items():
+            metrics_logger.log_value((SOCIETY, name), float(summary[key]), reduce="sum")
         self._per_primitive.append(np.array([summary[key] for key in PER_PRIMITIVE], dtype=float))
 
     @override(RLlibCallback)

@@ -92,6 +92,7 @@ class SocietyPPOConfig(PPOConfig):
     def society(self, *, env: str = NotProvided, env_config: dict = NotProvided, auction: str = NotProvided,
                 clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
                 gamma: float = NotProvided, value_range: list = NotProvided, truncation: str = NotProvided,
+                exploration: dict | None = NotProvided,
                 options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
                 option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
@@ -110,6 +111,9 @@ class SocietyPPOConfig(PPOConfig):
                 else its reward range and time limit; see `rllib_society.value_range`).
             truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
                 paid the cut state's price; needs sampler "fast").
+            exploration: None (the paper's auction) or {"kind": "offers", "rate": r}: a share r
+                of auctions offer the state to one primitive at a random price, so that every
+                primitive learns its value, not only the winners (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

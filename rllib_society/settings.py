@@ -12,6 +12,7 @@ from typing import Any
 from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
 from rllib_society.auction_env import TRUNCATIONS
 from rllib_society.errors import FieldError
+from rllib_society.exploration import exploration_settings
 from rllib_society.options import OPTION_BIDS
 from rllib_society.value_range import check_value_range
 
@@ -52,6 +53,7 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("truncation", config["truncation"],
                          "end with sampler: stock (RLlib's stock learner would train the bids of the pricing "
                          "auction, which earn nothing; use sampler: fast)")
+    exploration_settings(config["exploration"])
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     if not isinstance(config["options"], (list, tuple)):

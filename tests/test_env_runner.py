@@ -76,6 +76,8 @@ FAST_CASES = {
     # Chain cut at 6 steps (gym.make's max_episode_steps), the cuts priced (the stock path refuses it).
     "ccv_bootstrap": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
                       "env_config": {"max_episode_steps": 6}},
+    "ccv_bootstrap_offers": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
+                             "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "offers", "rate": 0.5}},
 }
 
 
@@ -115,7 +117,8 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
     else:
         priced = sum(c.pricing is not None for c in chunks)  # pricing auctions: stepped, not trained
         assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) + priced == stepped
-        assert any(not c.is_done for c in chunks)
+        if not (fragment == 7 and "bootstrap" in case):  # episodes cut at 6 auctions may fit a fragment of 7
+            assert any(not c.is_done for c in chunks)
     runner.stop()
 
 

@@ -59,11 +59,14 @@ def test_agent_ids_map_to_their_primitives_module():
 def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tuple[int, int], float]:
     """{(step, bidder): utility} of every active bidder at every auction of one episode, with the
     env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
-    (R - lo) / (hi - lo) at the episode's last auction."""
+    (R - lo) / (hi - lo) at the episode's last auction. An exploration offer (the record's
+    ``offer`` >= 0) goes to one bidder at ``offer_price``: it buys if its bid is at least the
+    price (wins, pays the price), else the auction runs without it; the seller of each state is
+    paid that state's usual price, over all active bids."""
     lo, hi = value_range
 
-    def clear(record):
-        active = [b for b in range(len(record["bids"])) if record["active"][b]]
+    def clear(record, without=-1):
+        active = [b for b in range(len(record["bids"])) if record["active"][b] and b != without]
         winner = active[0]
         for b in active:
             if record["bids"][b] > record["bids"][winner]:
@@ -74,24 +77,32 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
                 price = record["bids"][b]
         return active, winner, price
 
+    def settle(record):
+        """(winner, what it pays)."""
+        _, winner, price = clear(record)
+        offer = record.get("offer", -1)
+        if offer >= 0 and record["bids"][offer] >= record["offer_price"]:
+            return offer, record["offer_price"]
+        if offer >= 0:
+            _, winner, price = clear(record, without=offer)
+        return winner, (record["bids"][winner] if auction == "bb" else price)
+
     utilities = {}
     for t, record in enumerate(records):
-        active, winner, price = clear(record)
+        active, _, _ = clear(record)
+        winner, paid = settle(record)
         next_bid = next_price = 0.0
         if t + 1 < len(records):
             _, next_winner, next_price = clear(records[t + 1])
             next_bid = records[t + 1]["bids"][next_winner]
-        bid = record["bids"][winner]
         shift = lo if record["last"] else (1 - record["discount"]) * lo
         reward = (record["env_reward"] - shift) / (hi - lo)
         if auction == "env":
             won = reward
-        elif auction == "v":
-            won = reward + record["discount"] * next_bid - price
         elif auction == "ccv":
-            won = reward + record["discount"] * next_price - price
-        else:  # bb
-            won = reward + record["discount"] * next_bid - bid
+            won = reward + record["discount"] * next_price - paid
+        else:  # v, bb: the seller gets the next usual winning bid
+            won = reward + record["discount"] * next_bid - paid
         for b in active:
             utilities[(t, b)] = won if b == winner else 0.0
     return utilities
@@ -162,6 +173,9 @@ CASES = {
     "v_value_range": {"auction": "v", "value_range": [-0.5, 1.5]},
     "bb_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4},
     "env_dropout_by_primitive": {"auction": "env", "dropout": 0.5, "dropout_unit": "primitive"},
+    # Exploration offers in half the auctions, bought and declined (`rllib_society.exploration`).
+    "ccv_offers": {"auction": "ccv", "exploration": {"kind": "offers", "rate": 0.5}},
+    "bb_offers_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4, "exploration": {"kind": "offers", "rate": 0.5}},
 }
 
 

@@ -1,0 +1,72 @@
+"""Exploration inside the auction: random-price offers (the Becker-DeGroot-Marschak mechanism).
+
+A loser's utility is 0 whatever it bids, so in the usual auction nothing pulls a loser's bid
+toward its value, and a bid that went stale stays stale. With probability ``rate`` an auction is
+an exploration auction instead: one primitive, drawn uniformly among those with an active
+bidder, is offered the state through one of its active clones (drawn uniformly) at a price p
+drawn uniformly from the bid range [0, 1]. If that bid is at least p, the bidder buys: its
+primitive acts, it pays p and earns the usual lookahead; otherwise the usual auction runs
+without it (`auction.auction_outcomes` settles both).
+
+Why truthful bids stay an equilibrium (the auction's Q* stays the fixed point):
+- The offered bidder, whose value for the state is v, earns v - p when b >= p and 0 otherwise,
+  so its expected utility over the price is the integral of (v - p) dp for p from 0 to b, which
+  is largest at b = v, whatever the others bid. A stale loser thus earns on the offers it
+  accepts and its bid moves toward v from any starting point.
+- When it declines, the others face the usual auction among themselves, where truthful bids
+  are dominant as before; whether it declines does not depend on their bids.
+- The state's seller (the previous winner) is paid the usual clearing price over all bids,
+  offer or not, so its value for the state it sells, and with it every lookahead, is what it
+  is without exploration. The price p goes to the market, not to a primitive: its balance (p
+  minus what the usual auction's winner would have paid) is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rllib_society.errors import FieldError
+
+#: Exploration mechanisms inside the auction: none, or random-price offers.
+EXPLORATION_KINDS = ("none", "offers")
+#: No exploration (the paper's auction).
+NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0}
+
+
+def exploration_settings(value: Any) -> dict[str, Any]:
+    """The ``exploration`` setting checked and completed: None or ``{"kind": "none"}`` (no
+    exploration), or ``{"kind": "offers", "rate": r}`` with r in [0, 1].
+
+    Raises:
+        FieldError: naming ``exploration``, ``exploration.kind`` or ``exploration.rate``.
+    """
+    if value is None:
+        return dict(NO_EXPLORATION)
+    if not isinstance(value, dict):
+        raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
+    unknown = sorted(set(value) - {"kind", "rate"})
+    if unknown:
+        raise FieldError("exploration", value, f"a dict with the keys kind and rate (not {', '.join(unknown)})")
+    kind = value.get("kind", "offers")
+    if kind not in EXPLORATION_KINDS:
+        raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
+    rate = value.get("rate", 0.0 if kind == "none" else None)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise FieldError("exploration.rate", rate, "a probability in [0, 1] (the share of exploration auctions)")
+    if kind == "none" and rate:
+        raise FieldError("exploration.rate", rate, "0 with exploration.kind: none")
+    return {"kind": kind, "rate": float(rate)}
+
+
+def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:
+    """An exploration offer with probability `rate`: (offered bidder, price), the bidder one of
+    the active clones of a primitive drawn uniformly among those with an active bidder, the
+    price uniform in [0, 1]; else (-1, nan)."""
+    if rate <= 0.0 or rng.random() >= rate:
+        return -1, float("nan")
+    by_primitive = np.asarray(active, dtype=bool).reshape(-1, clones)
+    primitive = rng.choice(np.flatnonzero(by_primitive.any(axis=1)))
+    clone = rng.choice(np.flatnonzero(by_primitive[primitive]))
+    return int(primitive * clones + clone), float(rng.random())
