@@ -57,7 +57,7 @@ def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
     utilities = episode_utilities(
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
-        np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", np.nan) for r in records]),
+        np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
@@ -257,7 +257,7 @@ class AuctionEnv(gym.Env):
         buys an exploration offer (after a priced cut, nothing does); returns the next state, the
         reward in bid units and the auction record."""
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
-        offer, offer_price = (-1, float("nan")) if self.pricing else draw_offer(
+        offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
             self.np_random, self.active, self.clones, self.exploration_rate)
         outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], np.array([offer]),
                                    np.array([offer_price]))

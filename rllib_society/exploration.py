@@ -63,9 +63,9 @@ def exploration_settings(value: Any) -> dict[str, Any]:
 def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:
     """An exploration offer with probability `rate`: (offered bidder, price), the bidder one of
     the active clones of a primitive drawn uniformly among those with an active bidder, the
-    price uniform in [0, 1]; else (-1, nan)."""
+    price uniform in [0, 1]; else (-1, 0.0) (no offer; its price is ignored)."""
     if rate <= 0.0 or rng.random() >= rate:
-        return -1, float("nan")
+        return -1, 0.0
     by_primitive = np.asarray(active, dtype=bool).reshape(-1, clones)
     primitive = rng.choice(np.flatnonzero(by_primitive.any(axis=1)))
     clone = rng.choice(np.flatnonzero(by_primitive[primitive]))
