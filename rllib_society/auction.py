@@ -154,7 +154,14 @@ def episode_utilities(
             f"Expected bids (T, A) with rewards and discounts of shape (T,); got bids {bids.shape}, "
             f"rewards {rewards.shape}, discounts {discounts.shape}."
         )
-    outcomes = auction_outcomes(bids, active, auction, offered, offer_prices)
+    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices), bids.shape,
+                             rewards, discounts, auction)
+
+
+def outcome_utilities(outcomes: Outcomes, shape: tuple[int, int], rewards: np.ndarray, discounts: np.ndarray,
+                      auction: str) -> np.ndarray:
+    """The (T, A) utilities of settled auctions (`episode_utilities`, whose formulas they are)."""
+    rewards, discounts = np.asarray(rewards, dtype=np.float64), np.asarray(discounts, dtype=np.float64)
     if auction == "env":
         utility = rewards
     else:
@@ -162,8 +169,8 @@ def episode_utilities(
         lookahead = np.append(outcomes.received[1:], 0.0)  # nobody buys the state after the last step
         utility = rewards + discounts * lookahead - outcomes.paid
 
-    utilities = np.zeros(bids.shape)
-    utilities[np.arange(len(bids)), outcomes.winners] = utility
+    utilities = np.zeros(shape)
+    utilities[np.arange(shape[0]), outcomes.winners] = utility
     return utilities
 
 

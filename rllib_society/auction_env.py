@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_society.auction import auction_outcomes, episode_utilities
+from rllib_society.auction import auction_outcomes, episode_utilities, outcome_utilities
 from rllib_society.errors import FieldError
 from rllib_society.exploration import draw_offer, exploration_settings
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
@@ -259,8 +259,8 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
             self.np_random, self.active, self.clones, self.exploration_rate)
-        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], np.array([offer]),
-                                   np.array([offer_price]))
+        offers = (np.array([offer]), np.array([offer_price])) if offer >= 0 else (None, None)
+        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers)
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
@@ -329,9 +329,9 @@ class AuctionEnv(gym.Env):
         bids = np.array(self._history["bids"])
         active = np.broadcast_to(self.active, bids.shape)
         offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]))
-        utilities = episode_utilities(bids, self._history["rewards"], self._history["discounts"],
-                                      self.config["auction"], active, *offers)
         outcomes = auction_outcomes(bids, active, self.config["auction"], *offers)
+        utilities = outcome_utilities(outcomes, bids.shape, self._history["rewards"], self._history["discounts"],
+                                      self.config["auction"])
         steps = len(bids) - self.pricing  # the last row priced the cut state: not an auction of the episode
         bids, active, utilities = bids[:steps], active[:steps], utilities[:steps]
         winners, explored = outcomes.winners[:steps], offers[0][:steps] >= 0
