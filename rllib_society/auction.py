@@ -53,11 +53,13 @@ class Outcomes(NamedTuple):
     paid: np.ndarray  # what the winner pays: the second price (its own bid in ``bb``), or the offer's price
     received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
     usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
-    bought: np.ndarray  # bool: an offer accepted
+    bought: np.ndarray  # bool: an offer accepted (a scored offer always is)
+    share: np.ndarray  # the share of its lookahead the winner keeps: 1, or its bid for a scored offer
 
 
 def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
-                     offered: np.ndarray | None = None, offer_prices: np.ndarray | None = None) -> Outcomes:
+                     offered: np.ndarray | None = None, offer_prices: np.ndarray | None = None,
+                     scored: np.ndarray | None = None) -> Outcomes:
     """Who wins each auction and what changes hands, with exploration offers or without.
 
     The usual auction: the highest active bid wins and pays the second price (``v``, ``ccv``;
@@ -71,10 +73,16 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     incentive but the offered bidder's changes, and the offered bidder's expected utility over
     a uniform price, the integral of (v - p) dp for p up to its bid b, is largest at b = v.
 
+    A scored offer (``scored[t]``) settles that expectation instead of drawing the price: the
+    offered bidder always acts, keeps the share b of its lookahead v (reward plus discounted next
+    price, in bid units) and pays b^2 / 2, so it earns b * v - b^2 / 2, the offer's expected
+    utility over p ~ U[0, 1], again largest at b = v.
+
     Args:
         bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
         offered: optional (T,) bidder offered each state, -1 where there is no offer.
-        offer_prices: (T,) the offers' prices (ignored where there is no offer).
+        offer_prices: (T,) the offers' prices (ignored where there is no offer or it is scored).
+        scored: optional (T,) bool, the offers settled in expectation.
     """
     bids = np.asarray(bids, dtype=np.float64)
     active = _active_mask(active, bids.shape)
@@ -83,7 +91,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     winning_bids = bids[steps, winners]
     usual_paid = winning_bids if auction == "bb" else seconds
     received = seconds if auction in ("ccv", "env") else winning_bids
-    paid, bought = usual_paid.copy(), np.zeros(len(bids), dtype=bool)
+    paid, bought, share = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.ones(len(bids))
     if offered is not None:
         offered = np.asarray(offered, dtype=np.int64)
         offer_prices = np.asarray(offer_prices, dtype=np.float64)
@@ -93,9 +101,12 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
         explored = offered >= 0
         if (explored & ~active[steps, np.maximum(offered, 0)]).any():
             raise ValueError("An offer went to a bidder who sits out.")
-        bought = explored & (bids[steps, np.maximum(offered, 0)] >= offer_prices)
+        offered_bids = bids[steps, np.maximum(offered, 0)]
+        scored = explored & (np.zeros(len(bids), dtype=bool) if scored is None else np.asarray(scored, dtype=bool))
+        bought = explored & (scored | (offered_bids >= offer_prices))
         declined = explored & ~bought
-        winners, paid = winners.copy(), np.where(bought, offer_prices, paid)
+        winners, paid = winners.copy(), np.where(bought, np.where(scored, offered_bids ** 2 / 2, offer_prices), paid)
+        share = np.where(scored, offered_bids, 1.0)
         winners[bought] = offered[bought]
         if declined.any():
             without = active[declined].copy()
@@ -103,7 +114,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
             others, others_seconds = clear_auctions(bids[declined], without)
             winners[declined] = others
             paid[declined] = bids[declined][np.arange(len(others)), others] if auction == "bb" else others_seconds
-    return Outcomes(winners, paid, received, usual_paid, bought)
+    return Outcomes(winners, paid, received, usual_paid, bought, share)
 
 
 def episode_utilities(
@@ -114,6 +125,7 @@ def episode_utilities(
     active: np.ndarray | None = None,
     offered: np.ndarray | None = None,
     offer_prices: np.ndarray | None = None,
+    scored: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every agent's utility at every auction step of one episode (spec section 2).
 
@@ -126,8 +138,9 @@ def episode_utilities(
     - ``env``: r_t
 
     Losers (and agents sitting out) get 0. With exploration offers (`auction_outcomes`), an
-    offered bidder who buys is the winner and pays the offer's price instead; B_{t+1} and
-    P_{t+1} stay the usual auction's, over all active bids.
+    offered bidder who buys is the winner and pays the offer's price instead; a scored offer's
+    bidder b gets b * (r_t + g_t * L_{t+1}) - b^2 / 2, L_{t+1} being the lookahead above.
+    B_{t+1} and P_{t+1} stay the usual auction's, over all active bids.
 
     Args:
         bids: (T, A) bids, T auction steps of A agent ids.
@@ -136,7 +149,7 @@ def episode_utilities(
         discounts: (T,) discount of each step, gamma ** duration.
         auction: one of ``AUCTIONS``.
         active: optional (T, A) boolean mask of the agents taking part at each step.
-        offered, offer_prices: optional exploration offers (`auction_outcomes`).
+        offered, offer_prices, scored: optional exploration offers (`auction_outcomes`).
 
     Returns:
         (T, A) float64 utilities.
@@ -154,24 +167,33 @@ def episode_utilities(
             f"Expected bids (T, A) with rewards and discounts of shape (T,); got bids {bids.shape}, "
             f"rewards {rewards.shape}, discounts {discounts.shape}."
         )
-    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices), bids.shape,
+    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices, scored), bids.shape,
                              rewards, discounts, auction)
 
 
 def outcome_utilities(outcomes: Outcomes, shape: tuple[int, int], rewards: np.ndarray, discounts: np.ndarray,
                       auction: str) -> np.ndarray:
     """The (T, A) utilities of settled auctions (`episode_utilities`, whose formulas they are)."""
-    rewards, discounts = np.asarray(rewards, dtype=np.float64), np.asarray(discounts, dtype=np.float64)
-    if auction == "env":
-        utility = rewards
-    else:
-        # u_t needs step t+1's bids: the next winner buys the state this winner produced.
-        lookahead = np.append(outcomes.received[1:], 0.0)  # nobody buys the state after the last step
-        utility = rewards + discounts * lookahead - outcomes.paid
-
+    utility = rewards if auction == "env" else outcomes.share * winner_values(outcomes, rewards, discounts) - outcomes.paid
     utilities = np.zeros(shape)
     utilities[np.arange(shape[0]), outcomes.winners] = utility
     return utilities
+
+
+def winner_values(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
+    """(T,) what each step's state was worth to its winner: its reward plus the discounted price
+    the next winner pays for the state it produced (0 after the last step)."""
+    rewards, discounts = np.asarray(rewards, dtype=np.float64), np.asarray(discounts, dtype=np.float64)
+    lookahead = np.append(outcomes.received[1:], 0.0)  # u_t needs step t+1's bids
+    return rewards + discounts * lookahead
+
+
+def market_balance(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
+    """(T,) what the market keeps at each step against the usual auction: an offer's price (or a
+    scored offer's b^2 / 2 and the lookahead share it does not pay out) less what the usual
+    auction's winner would have paid; 0 at steps without an offer."""
+    kept = outcomes.paid + (1.0 - outcomes.share) * winner_values(outcomes, rewards, discounts)
+    return kept - outcomes.usual_paid
 
 
 def _active_mask(active: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_society.auction import auction_outcomes, episode_utilities, outcome_utilities
+from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
 from rllib_society.errors import FieldError
 from rllib_society.exploration import draw_offer, exploration_settings
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
@@ -58,6 +58,7 @@ def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
         np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
+        np.array([r.get("scored", False) for r in records]),
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
@@ -205,8 +206,9 @@ class AuctionEnv(gym.Env):
         truncation: "end" (a time-limit cut ends the task: the cut auction's lookahead is 0) or
             "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
             auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
-        exploration: None (the paper's auction) or ``{"kind": "offers", "rate": r}``: a share r
-            of auctions are random-price offers to one bidder (`rllib_society.exploration`).
+        exploration: None (the paper's auction) or ``{"kind": k, "rate": r}``: a share r of
+            auctions offer the state to one bidder, at a random price (``offers``) or settled
+            in expectation (``scored``); see `rllib_society.exploration`.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -246,7 +248,7 @@ class AuctionEnv(gym.Env):
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r", "offers",
-                                                           "offer_prices")}
+                                                           "offer_prices", "scored")}
         self._env_steps = 0
         self.pricing = False
         self.state = state
@@ -259,7 +261,8 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
             self.np_random, self.active, self.clones, self.exploration_rate)
-        offers = (np.array([offer]), np.array([offer_price])) if offer >= 0 else (None, None)
+        scored = offer >= 0 and self.exploration["kind"] == "scored"
+        offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
         outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers)
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
@@ -269,7 +272,7 @@ class AuctionEnv(gym.Env):
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
         reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
-        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price)):
+        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price, scored)):
             self._history[key].append(value)
 
         record = {
@@ -280,6 +283,7 @@ class AuctionEnv(gym.Env):
             "price": float(outcome.paid[0]),
             "offer": offer,  # the bidder offered the state (-1: the usual auction)
             "offer_price": offer_price,
+            "scored": scored,  # the offer is settled in expectation: the bidder keeps `bids[offer]` of its lookahead
             "bought": bool(outcome.bought[0]),
             "reward": reward,
             "env_reward": env_reward,
@@ -328,10 +332,11 @@ class AuctionEnv(gym.Env):
         bid and mean utility per auction step."""
         bids = np.array(self._history["bids"])
         active = np.broadcast_to(self.active, bids.shape)
-        offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]))
+        offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]),
+                  np.array(self._history["scored"], dtype=bool))
         outcomes = auction_outcomes(bids, active, self.config["auction"], *offers)
-        utilities = outcome_utilities(outcomes, bids.shape, self._history["rewards"], self._history["discounts"],
-                                      self.config["auction"])
+        rewards, discounts = self._history["rewards"], self._history["discounts"]
+        utilities = outcome_utilities(outcomes, bids.shape, rewards, discounts, self.config["auction"])
         steps = len(bids) - self.pricing  # the last row priced the cut state: not an auction of the episode
         bids, active, utilities = bids[:steps], active[:steps], utilities[:steps]
         winners, explored = outcomes.winners[:steps], offers[0][:steps] >= 0
@@ -348,6 +353,5 @@ class AuctionEnv(gym.Env):
             "priced_cut": self.pricing,
             "offers": int(explored.sum()),
             "offers_bought": int(outcomes.bought[:steps].sum()),
-            # What the market kept: the offers' prices minus what the usual auctions' winners would have paid.
-            "market_balance": float((outcomes.paid - outcomes.usual_paid)[:steps][explored].sum()),
+            "market_balance": float(market_balance(outcomes, rewards, discounts)[:steps].sum()),
         }

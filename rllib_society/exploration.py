@@ -1,4 +1,5 @@
-"""Exploration inside the auction: random-price offers (the Becker-DeGroot-Marschak mechanism).
+"""Exploration inside the auction: offers to one bidder, at a random price (the
+Becker-DeGroot-Marschak mechanism) or settled in expectation (a proper scoring rule).
 
 A loser's utility is 0 whatever it bids, so in the usual auction nothing pulls a loser's bid
 toward its value, and a bid that went stale stays stale. With probability ``rate`` an auction is
@@ -19,6 +20,16 @@ Why truthful bids stay an equilibrium (the auction's Q* stays the fixed point):
   offer or not, so its value for the state it sells, and with it every lookahead, is what it
   is without exploration. The price p goes to the market, not to a primitive: its balance (p
   minus what the usual auction's winner would have paid) is reported.
+
+A scored offer (kind ``scored``) is the same offer settled in expectation over the price: the
+offered bidder always acts, keeps the share b of its lookahead v and pays b^2 / 2, so it earns
+b * v - b^2 / 2, which is what it earns on average over p ~ U[0, 1] from a random-price offer.
+Why truthful bids stay an equilibrium: who acts does not depend on any bid, the others earn 0
+and the seller is paid the usual clearing price as above, and the bidder's score is strictly
+concave in b with its maximum at b = v for every v (at b = E[v], its value, in expectation).
+What changes is the variance: a stale bidder learns from every offer it gets, not only from
+the few whose price falls below its bid, and it always acts, so the states it leads to are
+visited too.
 """
 
 from __future__ import annotations
@@ -29,15 +40,15 @@ import numpy as np
 
 from rllib_society.errors import FieldError
 
-#: Exploration mechanisms inside the auction: none, or random-price offers.
-EXPLORATION_KINDS = ("none", "offers")
+#: Exploration mechanisms inside the auction: none, random-price offers, scored offers.
+EXPLORATION_KINDS = ("none", "offers", "scored")
 #: No exploration (the paper's auction).
 NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0}
 
 
 def exploration_settings(value: Any) -> dict[str, Any]:
     """The ``exploration`` setting checked and completed: None or ``{"kind": "none"}`` (no
-    exploration), or ``{"kind": "offers", "rate": r}`` with r in [0, 1].
+    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1].
 
     Raises:
         FieldError: naming ``exploration``, ``exploration.kind`` or ``exploration.rate``.

@@ -78,6 +78,8 @@ FAST_CASES = {
                       "env_config": {"max_episode_steps": 6}},
     "ccv_bootstrap_offers": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
                              "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "offers", "rate": 0.5}},
+    "ccv_bootstrap_scored": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
+                             "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "scored", "rate": 0.5}},
 }
 
 

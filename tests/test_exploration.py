@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 
 from rllib_society import FieldError
-from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities
+from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities, market_balance
 from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv
 from rllib_society.exploration import draw_offer, exploration_settings
 
 GAMMA = 0.9
 
 
-def naive_settlement(bids, active, offered, prices, auction):
+def naive_settlement(bids, active, offered, prices, auction, scored=None):
     """Per step, by a plain loop: (winner, paid, what the usual winner would pay, the seller's
-    receipt), the offered bidder buying when its bid is at least the price, else the auction
-    running without it; the seller always gets the usual price over all active bids."""
+    receipt, the share of its lookahead the winner keeps), the offered bidder buying when its
+    bid is at least the price, else the auction running without it, or, for a scored offer,
+    always acting, keeping the share b of its lookahead and paying b^2 / 2; the seller always
+    gets the usual price over all active bids."""
+    scored = [False] * len(bids) if scored is None else scored
     rows = []
     for t in range(len(bids)):
         def clear(without=-1):
@@ -30,17 +33,43 @@ def naive_settlement(bids, active, offered, prices, auction):
 
         usual_winner, usual_paid, usual_second = clear()
         receipt = usual_second if auction in ("ccv", "env") else bids[t][usual_winner]
-        if offered[t] >= 0 and bids[t][offered[t]] >= prices[t]:
+        share = 1.0
+        if offered[t] >= 0 and scored[t]:
+            winner, paid, share = offered[t], bids[t][offered[t]] ** 2 / 2, bids[t][offered[t]]
+        elif offered[t] >= 0 and bids[t][offered[t]] >= prices[t]:
             winner, paid = offered[t], prices[t]
         elif offered[t] >= 0:
             winner, paid, _ = clear(without=offered[t])
         else:
             winner, paid = usual_winner, usual_paid
-        rows.append((winner, paid, usual_paid, receipt))
+        rows.append((winner, paid, usual_paid, receipt, share))
     return rows
 
 
-def random_episode(rng, steps=12, bidders=6):
+def naive_utilities(settled, rewards, auction):
+    """(T, A) utilities of `naive_settlement`'s rows: the winner keeps its share of the reward
+    plus the discounted receipt of the next step, less what it paid; everyone else 0."""
+    want = np.zeros((len(settled), BIDDERS))
+    for t, (winner, paid, _, _, share) in enumerate(settled):
+        lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
+        want[t, winner] = rewards[t] if auction == "env" else share * (rewards[t] + GAMMA * lookahead) - paid
+    return want
+
+
+def naive_market_balance(settled, rewards, offered):
+    """What the market keeps over the usual auction, summed over the offers."""
+    total = 0.0
+    for t, (_, paid, usual_paid, _, share) in enumerate(settled):
+        if offered[t] >= 0:
+            lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
+            total += paid + (1 - share) * (rewards[t] + GAMMA * lookahead) - usual_paid
+    return total
+
+
+BIDDERS = 6
+
+
+def random_episode(rng, steps=12, bidders=BIDDERS):
     bids = rng.random((steps, bidders)).round(2)  # ties happen
     active = rng.random((steps, bidders)) < 0.8
     active[:, :2] = True
@@ -59,20 +88,36 @@ def test_utilities_with_offers_are_the_naive_loops(auction, seed):
     bids, active, offered, prices = random_episode(rng)
     rewards, discounts = rng.normal(size=len(bids)), np.full(len(bids), GAMMA)
     settled = naive_settlement(bids, active, offered, prices, auction)
-    want = np.zeros(bids.shape)
-    for t, (winner, paid, _, _) in enumerate(settled):
-        lookahead = settled[t + 1][3] if t + 1 < len(bids) else 0.0
-        want[t, winner] = rewards[t] if auction == "env" else rewards[t] + GAMMA * lookahead - paid
     have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices)
-    np.testing.assert_allclose(have, want, atol=1e-12)
+    np.testing.assert_allclose(have, naive_utilities(settled, rewards, auction), atol=1e-12)
     outcomes = auction_outcomes(bids, active, auction, offered, prices)
     assert outcomes.winners.tolist() == [s[0] for s in settled]
     np.testing.assert_allclose(outcomes.paid, [s[1] for s in settled])
     bought = [o >= 0 and bids[t, o] >= prices[t] for t, o in enumerate(offered)]
     assert outcomes.bought.tolist() == bought and any(bought) and not all(bought)
     # The market keeps the offers' prices less what the usual winners would have paid.
-    balance = sum(s[1] - s[2] for t, s in enumerate(settled) if offered[t] >= 0)
-    assert float((outcomes.paid - outcomes.usual_paid)[offered >= 0].sum()) == pytest.approx(balance)
+    assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
+        naive_market_balance(settled, rewards, offered))
+
+
+@pytest.mark.parametrize("auction", AUCTIONS)
+@pytest.mark.parametrize("seed", range(5))
+def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(auction, seed):
+    rng = np.random.default_rng(100 + seed)
+    bids, active, offered, prices = random_episode(rng)
+    scored = rng.random(len(bids)) < 0.5
+    assert (scored & (offered >= 0)).any() and (~scored & (offered >= 0)).any()
+    rewards, discounts = rng.normal(size=len(bids)), np.full(len(bids), GAMMA)
+    settled = naive_settlement(bids, active, offered, prices, auction, scored)
+    have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices, scored)
+    np.testing.assert_allclose(have, naive_utilities(settled, rewards, auction), atol=1e-12)
+    outcomes = auction_outcomes(bids, active, auction, offered, prices, scored)
+    assert outcomes.winners.tolist() == [s[0] for s in settled]
+    np.testing.assert_allclose(outcomes.paid, [s[1] for s in settled])
+    np.testing.assert_allclose(outcomes.share, [s[4] for s in settled])
+    assert outcomes.bought[scored & (offered >= 0)].all()
+    assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
+        naive_market_balance(settled, rewards, offered))
 
 
 def test_without_offers_nothing_changes():
@@ -86,22 +131,26 @@ def test_without_offers_nothing_changes():
                                                         np.full(len(bids), np.nan)))
 
 
+@pytest.mark.parametrize("scored", [False, True])
 @pytest.mark.parametrize("auction", ["v", "ccv", "bb"])
 @pytest.mark.parametrize("value", [0.15, 0.5, 0.8])
-def test_the_offered_bidders_mean_utility_is_highest_at_its_value(auction, value):
+def test_the_offered_bidders_mean_utility_is_highest_at_its_value(auction, value, scored):
     """An offered bidder whose value for the state is v (its reward, discount 0: nothing
     after): over many uniform prices, with the others' bids drawn at random, its mean utility
     (through `episode_utilities`, one auction per price) is highest at the bid v. Tolerance: the bid grid's step, 0.05 (the mean
     utility near v is flat: the integral of (v - p) dp loses (b - v)^2 / 2, 0.00125 at 0.05, and
-    the Monte Carlo error at 20,000 prices is about 0.0015)."""
+    the Monte Carlo error at 20,000 prices is about 0.0015). A scored offer earns that mean on
+    every draw: its value is noisy here (v plus uniform noise of width 0.4), so its mean too is
+    an estimate."""
     rng = np.random.default_rng(0)
     draws, grid = 20_000, np.round(np.arange(0.0, 1.0001, 0.05), 2)
     prices, others = rng.random(draws), rng.random((draws, 3))
     mean_utility = []
+    values = value + (rng.random(draws) - 0.5) * 0.4 if scored else np.full(draws, value)
     for bid in grid:
         bids = np.column_stack([np.full(draws, bid), others])
-        utilities = episode_utilities(bids, np.full(draws, value), np.zeros(draws), auction,
-                                      offered=np.zeros(draws, dtype=int), offer_prices=prices)
+        utilities = episode_utilities(bids, values, np.zeros(draws), auction, offered=np.zeros(draws, dtype=int),
+                                      offer_prices=prices, scored=np.full(draws, scored))
         mean_utility.append(utilities[:, 0].mean())
     assert abs(grid[int(np.argmax(mean_utility))] - value) <= 0.05 + 1e-9, dict(zip(grid, np.round(mean_utility, 4)))
     # Analytic: v * b - b^2 / 2 at every grid bid.
@@ -136,8 +185,9 @@ def test_exploration_settings_defaults():
     assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25}
 
 
-def test_the_env_records_offers_and_summarizes_them():
-    env = AuctionEnv({"env": "envs:Chain-v0", "clones": 2, "exploration": {"kind": "offers", "rate": 0.5}})
+@pytest.mark.parametrize("kind", ["offers", "scored"])
+def test_the_env_records_offers_and_summarizes_them(kind):
+    env = AuctionEnv({"env": "envs:Chain-v0", "clones": 2, "gamma": GAMMA, "exploration": {"kind": kind, "rate": 0.5}})
     env.reset(seed=0)
     records, done = [], False
     rng = np.random.default_rng(0)
@@ -147,15 +197,16 @@ def test_the_env_records_offers_and_summarizes_them():
         done = terminated or truncated
     offers = [r for r in records if r["offer"] >= 0]
     assert offers and len(offers) < len(records)
-    for r in records:
-        settled = naive_settlement([r["bids"]], [r["active"]], [r["offer"]], [r["offer_price"]], "ccv")[0]
-        assert r["winner"] == settled[0] and r["price"] == pytest.approx(settled[1])
-        assert r["bought"] == (r["offer"] >= 0 and r["bids"][r["offer"]] >= r["offer_price"])
+    assert all(r["scored"] == (kind == "scored" and r["offer"] >= 0) for r in records)
+    column = lambda key: [r[key] for r in records]  # noqa: E731
+    settled = naive_settlement(column("bids"), column("active"), column("offer"), column("offer_price"), "ccv",
+                               column("scored"))
+    for r, (winner, paid, *_) in zip(records, settled):
+        assert r["winner"] == winner and r["price"] == pytest.approx(paid)
+        assert r["bought"] == (r["offer"] >= 0 and (r["scored"] or r["bids"][r["offer"]] >= r["offer_price"]))
     summary = records[-1][EPISODE_INFO]
     assert summary["offers"] == len(offers) and summary["offers_bought"] == sum(r["bought"] for r in records)
-    balance = sum(s[1] - s[2] for r in offers
-                  for s in naive_settlement([r["bids"]], [r["active"]], [r["offer"]], [r["offer_price"]], "ccv"))
-    assert summary["market_balance"] == pytest.approx(balance)
+    assert summary["market_balance"] == pytest.approx(naive_market_balance(settled, column("reward"), column("offer")))
 
 
 def test_greedy_evaluation_never_explores():
