@@ -54,7 +54,7 @@ class Outcomes(NamedTuple):
     received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
     usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
     bought: np.ndarray  # bool: an offer accepted (a scored offer always is)
-    share: np.ndarray  # the share of its lookahead the winner keeps: 1, or its bid for a scored offer
+    share: np.ndarray  # the share of its lookahead the winner keeps: 1, or k * its bid for a scored offer
 
 
 def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
@@ -73,16 +73,18 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     incentive but the offered bidder's changes, and the offered bidder's expected utility over
     a uniform price, the integral of (v - p) dp for p up to its bid b, is largest at b = v.
 
-    A scored offer (``scored[t]``) settles that expectation instead of drawing the price: the
-    offered bidder always acts, keeps the share b of its lookahead v (reward plus discounted next
-    price, in bid units) and pays b^2 / 2, so it earns b * v - b^2 / 2, the offer's expected
-    utility over p ~ U[0, 1], again largest at b = v.
+    A scored offer (``scored[t]`` = k > 0) settles k times that expectation instead of drawing
+    the price: the offered bidder always acts, keeps the share k * b of its lookahead v (reward
+    plus discounted next price, in bid units) and pays k * b^2 / 2, so it earns
+    k * (b * v - b^2 / 2), k times the offer's expected utility over p ~ U[0, 1], again largest
+    at b = v.
 
     Args:
         bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
         offered: optional (T,) bidder offered each state, -1 where there is no offer.
         offer_prices: (T,) the offers' prices (ignored where there is no offer or it is scored).
-        scored: optional (T,) bool, the offers settled in expectation.
+        scored: optional (T,) scale k of each offer settled in expectation; 0 (or False): a
+            random-price offer.
     """
     bids = np.asarray(bids, dtype=np.float64)
     active = _active_mask(active, bids.shape)
@@ -102,11 +104,13 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
         if (explored & ~active[steps, np.maximum(offered, 0)]).any():
             raise ValueError("An offer went to a bidder who sits out.")
         offered_bids = bids[steps, np.maximum(offered, 0)]
-        scored = explored & (np.zeros(len(bids), dtype=bool) if scored is None else np.asarray(scored, dtype=bool))
+        scales = np.zeros(len(bids)) if scored is None else np.asarray(scored, dtype=np.float64)
+        scored = explored & (scales > 0)
         bought = explored & (scored | (offered_bids >= offer_prices))
         declined = explored & ~bought
-        winners, paid = winners.copy(), np.where(bought, np.where(scored, offered_bids ** 2 / 2, offer_prices), paid)
-        share = np.where(scored, offered_bids, 1.0)
+        winners, paid = winners.copy(), np.where(bought, np.where(scored, scales * offered_bids ** 2 / 2,
+                                                                  offer_prices), paid)
+        share = np.where(scored, scales * offered_bids, 1.0)
         winners[bought] = offered[bought]
         if declined.any():
             without = active[declined].copy()
@@ -139,7 +143,7 @@ def episode_utilities(
 
     Losers (and agents sitting out) get 0. With exploration offers (`auction_outcomes`), an
     offered bidder who buys is the winner and pays the offer's price instead; a scored offer's
-    bidder b gets b * (r_t + g_t * L_{t+1}) - b^2 / 2, L_{t+1} being the lookahead above.
+    bidder b gets k * (b * (r_t + g_t * L_{t+1}) - b^2 / 2), L_{t+1} being the lookahead above.
     B_{t+1} and P_{t+1} stay the usual auction's, over all active bids.
 
     Args:
@@ -190,7 +194,7 @@ def winner_values(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray
 
 def market_balance(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
     """(T,) what the market keeps at each step against the usual auction: an offer's price (or a
-    scored offer's b^2 / 2 and the lookahead share it does not pay out) less what the usual
+    scored offer's k * b^2 / 2 and the lookahead share it does not pay out) less what the usual
     auction's winner would have paid; 0 at steps without an offer."""
     kept = outcomes.paid + (1.0 - outcomes.share) * winner_values(outcomes, rewards, discounts)
     return kept - outcomes.usual_paid

@@ -29,7 +29,9 @@ and the seller is paid the usual clearing price as above, and the bidder's score
 concave in b with its maximum at b = v for every v (at b = E[v], its value, in expectation).
 What changes is the variance: a stale bidder learns from every offer it gets, not only from
 the few whose price falls below its bid, and it always acts, so the states it leads to are
-visited too.
+visited too. The score may be scaled by k > 0 (``scale``): k * (b * v - b^2 / 2) still peaks
+at b = v, and since a bidder cannot tell an exploration auction from a usual one, its expected
+utility is a mix of two functions of its bid that both peak at its value, so it peaks there too.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ from rllib_society.errors import FieldError
 #: Exploration mechanisms inside the auction: none, random-price offers, scored offers.
 EXPLORATION_KINDS = ("none", "offers", "scored")
 #: No exploration (the paper's auction).
-NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0}
+NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "scale": 1.0}
 
 
 def exploration_settings(value: Any) -> dict[str, Any]:
     """The ``exploration`` setting checked and completed: None or ``{"kind": "none"}`` (no
-    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1].
+    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1], and for
+    ``scored`` an optional ``scale`` k > 0 (default 1), the factor of the score: a stochastic
+    bidder's mean bid is pulled below its value wherever its bids' upper tail wins the usual
+    auction at a price just above it; a larger k weighs the score, centred on the value, more.
 
     Raises:
         FieldError: naming ``exploration``, ``exploration.kind`` or ``exploration.rate``.
@@ -57,9 +62,9 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         return dict(NO_EXPLORATION)
     if not isinstance(value, dict):
         raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
-    unknown = sorted(set(value) - {"kind", "rate"})
+    unknown = sorted(set(value) - {"kind", "rate", "scale"})
     if unknown:
-        raise FieldError("exploration", value, f"a dict with the keys kind and rate (not {', '.join(unknown)})")
+        raise FieldError("exploration", value, f"a dict with the keys kind, rate, scale (not {', '.join(unknown)})")
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
@@ -68,7 +73,12 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         raise FieldError("exploration.rate", rate, "a probability in [0, 1] (the share of exploration auctions)")
     if kind == "none" and rate:
         raise FieldError("exploration.rate", rate, "0 with exploration.kind: none")
-    return {"kind": kind, "rate": float(rate)}
+    scale = value.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < float("inf"):
+        raise FieldError("exploration.scale", scale, "a positive number (the factor of a scored offer's score)")
+    if kind != "scored" and scale != 1.0:
+        raise FieldError("exploration.scale", scale, "1 unless exploration.kind is scored")
+    return {"kind": kind, "rate": float(rate), "scale": float(scale)}
 
 
 def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:

@@ -61,8 +61,9 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
     env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
     (R - lo) / (hi - lo) at the episode's last auction. An exploration offer (the record's
     ``offer`` >= 0) goes to one bidder at ``offer_price``: it buys if its bid is at least the
-    price (wins, pays the price), else the auction runs without it; a scored offer (``scored``)
-    always goes through: the bidder, bidding b, keeps b of its lookahead and pays b^2 / 2. The
+    price (wins, pays the price), else the auction runs without it; a scored offer (``scored``
+    = k > 0) always goes through: the bidder, bidding b, keeps k * b of its lookahead and pays
+    k * b^2 / 2. The
     seller of each state is paid that state's usual price, over all active bids."""
     lo, hi = value_range
 
@@ -82,8 +83,9 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
         """(winner, what it pays, the share of its lookahead it keeps)."""
         _, winner, price = clear(record)
         offer = record.get("offer", -1)
-        if offer >= 0 and record.get("scored"):
-            return offer, record["bids"][offer] ** 2 / 2, record["bids"][offer]
+        if offer >= 0 and record.get("scored", 0.0) > 0:
+            k, b = record["scored"], record["bids"][offer]
+            return offer, k * b * b / 2, k * b
         if offer >= 0 and record["bids"][offer] >= record["offer_price"]:
             return offer, record["offer_price"], 1.0
         if offer >= 0:
@@ -179,7 +181,7 @@ CASES = {
     # Exploration offers in half the auctions, bought and declined (`rllib_society.exploration`).
     "ccv_offers": {"auction": "ccv", "exploration": {"kind": "offers", "rate": 0.5}},
     "bb_offers_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4, "exploration": {"kind": "offers", "rate": 0.5}},
-    "v_scored_dropout": {"auction": "v", "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5}},
+    "v_scored_dropout": {"auction": "v", "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5, "scale": 2.0}},
 }
 
 
