@@ -17,7 +17,7 @@ import numpy as np
 
 from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
 from rllib_society.errors import FieldError
-from rllib_society.exploration import draw_offer, exploration_settings
+from rllib_society.exploration import draw_offer, exploration_settings, scheduled_rate
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
@@ -239,8 +239,9 @@ class AuctionEnv(gym.Env):
         self.active = np.ones(self.num_bidders, dtype=bool)
         self.pricing = False  # whether the next step is a cut's pricing auction
         self.exploration = exploration_settings(self.config["exploration"])
-        #: The share of exploration auctions (greedy evaluation sets it to 0).
-        self.exploration_rate = self.exploration["rate"]
+        #: The share of exploration auctions (greedy evaluation sets it to 0; the fast env runner
+        #: follows a schedule's).
+        self.exploration_rate = scheduled_rate(self.exploration["rate"], 0)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Starts an episode of the wrapped env and draws which bidders sit it out (dropout)."""

@@ -34,6 +34,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
 from rllib_society.bidder import TorchBeta
+from rllib_society.exploration import scheduled_rate
 from rllib_society.rows import SAMPLED, RowEntry, RowLedger, entries_of
 
 
@@ -187,6 +188,10 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
     def _sample(self, *, num_timesteps=None, num_episodes=None, explore: bool, random_actions=False,
                 force_reset=False) -> list[AuctionChunk]:
         envs = self.auction_envs
+        rate = envs[0].exploration["rate"]
+        if isinstance(rate, list):  # a schedule, in the algorithm's env steps (synced by RLlib each iteration)
+            for env in envs:
+                env.exploration_rate = scheduled_rate(rate, self.num_env_steps_sampled_lifetime)
         with self.module.tied():
             if force_reset or self._needs_initial_reset or not self._open:
                 self._reset(envs, seed=self._seed if self._needs_initial_reset else None)

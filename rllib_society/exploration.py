@@ -50,13 +50,16 @@ NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "scale": 1.0}
 
 def exploration_settings(value: Any) -> dict[str, Any]:
     """The ``exploration`` setting checked and completed: None or ``{"kind": "none"}`` (no
-    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1], and for
+    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1] or a
+    schedule ``[[env_steps, r], ...]`` as RLlib's ``lr`` takes (piecewise linear in the
+    algorithm's env steps sampled, from step 0; `scheduled_rate`), and for
     ``scored`` an optional ``scale`` k > 0 (default 1), the factor of the score: a stochastic
     bidder's mean bid is pulled below its value wherever its bids' upper tail wins the usual
     auction at a price just above it; a larger k weighs the score, centred on the value, more.
 
     Raises:
-        FieldError: naming ``exploration``, ``exploration.kind`` or ``exploration.rate``.
+        FieldError: naming ``exploration``, ``exploration.kind``, ``exploration.rate`` or
+            ``exploration.scale``.
     """
     if value is None:
         return dict(NO_EXPLORATION)
@@ -69,8 +72,13 @@ def exploration_settings(value: Any) -> dict[str, Any]:
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
     rate = value.get("rate", 0.0 if kind == "none" else None)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-        raise FieldError("exploration.rate", rate, "a probability in [0, 1] (the share of exploration auctions)")
+    if isinstance(rate, (list, tuple)):
+        rate = _schedule(rate)
+    elif isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise FieldError("exploration.rate", rate, "a probability in [0, 1] (the share of exploration auctions) "
+                                                   "or a schedule [[0, r0], [env_steps, r1], ...]")
+    else:
+        rate = float(rate)
     if kind == "none" and rate:
         raise FieldError("exploration.rate", rate, "0 with exploration.kind: none")
     scale = value.get("scale", 1.0)
@@ -78,7 +86,31 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         raise FieldError("exploration.scale", scale, "a positive number (the factor of a scored offer's score)")
     if kind != "scored" and scale != 1.0:
         raise FieldError("exploration.scale", scale, "1 unless exploration.kind is scored")
-    return {"kind": kind, "rate": float(rate), "scale": float(scale)}
+    return {"kind": kind, "rate": rate, "scale": float(scale)}
+
+
+def _schedule(rate: list) -> list[list]:
+    allowed = "a schedule [[0, r0], [env_steps, r1], ...]: env steps from 0, increasing, rates in [0, 1]"
+    points = []
+    for point in rate:
+        if not (isinstance(point, (list, tuple)) and len(point) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in point)):
+            raise FieldError("exploration.rate", rate, allowed)
+        points.append([int(point[0]), float(point[1])])
+    steps, rates = [p[0] for p in points], [p[1] for p in points]
+    if not points or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])) \
+            or not all(0.0 <= r <= 1.0 for r in rates):
+        raise FieldError("exploration.rate", rate, allowed)
+    return points
+
+
+def scheduled_rate(rate: float | list, env_steps: int) -> float:
+    """The share of exploration auctions after `env_steps` env steps sampled: a constant rate,
+    or a schedule's, interpolated linearly and held after its last point (as RLlib's)."""
+    if not isinstance(rate, list):
+        return rate
+    steps, rates = zip(*rate)
+    return float(np.interp(env_steps, steps, rates))
 
 
 def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:

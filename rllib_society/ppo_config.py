@@ -111,9 +111,11 @@ class SocietyPPOConfig(PPOConfig):
                 else its reward range and time limit; see `rllib_society.value_range`).
             truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
                 paid the cut state's price; needs sampler "fast").
-            exploration: None (the paper's auction) or {"kind": "offers", "rate": r}: a share r
-                of auctions offer the state to one primitive at a random price, so that every
-                primitive learns its value, not only the winners (`rllib_society.exploration`).
+            exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r}:
+                a share r of auctions offer the state to one primitive, at a random price or
+                settled in expectation, so that every primitive learns its value, not only the
+                winners; r may be a schedule [[env_steps, r], ...] (fast sampler), and scored
+                offers take a "scale" (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

@@ -53,7 +53,10 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("truncation", config["truncation"],
                          "end with sampler: stock (RLlib's stock learner would train the bids of the pricing "
                          "auction, which earn nothing; use sampler: fast)")
-    exploration_settings(config["exploration"])
+    rate = exploration_settings(config["exploration"])["rate"]
+    if isinstance(rate, list) and sampler == "stock":
+        raise FieldError("exploration.rate", rate, "a constant rate with sampler: stock (the fast env runner "
+                                                   "follows schedules; use sampler: fast)")
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     if not isinstance(config["options"], (list, tuple)):

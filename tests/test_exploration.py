@@ -10,7 +10,7 @@ import pytest
 from rllib_society import FieldError
 from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities, market_balance
 from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv
-from rllib_society.exploration import draw_offer, exploration_settings
+from rllib_society.exploration import draw_offer, exploration_settings, scheduled_rate
 
 GAMMA = 0.9
 
@@ -223,3 +223,45 @@ def test_greedy_evaluation_never_explores():
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.full(env.num_bidders, 0.5))
     assert info[AUCTION_INFO]["offer"] == -1
+
+
+def test_a_rate_schedule_is_piecewise_linear_and_held_after_its_last_point():
+    schedule = exploration_settings({"kind": "scored", "rate": [[0, 0.5], [1000, 0.1], [3000, 0.0]]})["rate"]
+    want = {0: 0.5, 500: 0.3, 1000: 0.1, 2000: 0.05, 3000: 0.0, 10**9: 0.0}  # by hand
+    for steps, rate in want.items():
+        assert scheduled_rate(schedule, steps) == pytest.approx(rate)
+    assert scheduled_rate(0.2, 10**6) == 0.2
+
+
+@pytest.mark.parametrize("rate", [[], [[10, 0.1]], [[0, 0.1], [0, 0.2]], [[0, 0.1], [100, 1.5]], [[0, 0.1, 3]],
+                                  [0.1, 0.2]])
+def test_bad_rate_schedules_name_the_field(rate):
+    with pytest.raises(FieldError, match=r"^exploration.rate=.* is not allowed; exploration.rate must be .*schedule"):
+        exploration_settings({"kind": "offers", "rate": rate})
+
+
+def test_the_stock_sampler_refuses_a_rate_schedule():
+    from rllib_society import SocietyPPOConfig
+
+    with pytest.raises(FieldError, match=r"^exploration.rate=.*must be a constant rate with sampler: stock"):
+        SocietyPPOConfig().society(env="envs:Chain-v0", sampler="stock",
+                                   exploration={"kind": "offers", "rate": [[0, 0.5], [100, 0.0]]})
+
+
+def test_the_fast_env_runner_follows_the_schedule_in_the_algorithms_env_steps():
+    """RLlib syncs the algorithm's env steps sampled into each env runner's state; offers
+    follow the schedule: all auctions before step 1,000, none from step 2,000."""
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from tests.test_env_runner import fast
+
+    runner, _ = fast(8, exploration={"kind": "scored", "rate": [[0, 1.0], [1000, 1.0], [2000, 0.0]]})
+    offers = {}
+    for steps in (0, 1500, 2000):
+        runner.set_state({NUM_ENV_STEPS_SAMPLED_LIFETIME: steps})
+        runner.sample(random_actions=False)  # hands over the auction its last call left pending
+        records = [r for chunk in runner.sample(random_actions=False) for r in chunk.records]
+        assert all(env.exploration_rate == scheduled_rate(env.exploration["rate"], steps) for env in runner.auction_envs)
+        offers[steps] = np.mean([r["offer"] >= 0 for r in records])
+    runner.stop()
+    assert offers[0] == 1.0 and 0.2 < offers[1500] < 0.8 and offers[2000] == 0.0
