@@ -24,6 +24,10 @@ Usage::
     python benchmarks/throughput.py --primitives 128 1024 --no-stock --env-runners 1 \
         --set rllib.num_learners=1 --csv benchmarks/results/throughput_big.csv
 
+``--exploration scored:0.3`` (repeatable) adds the fast society with that exploration
+(`rllib_society.exploration`) to the same rounds; its rows also carry the median per-round ratio
+to the fast society without exploration (``ratio_to_fast``): what exploration costs.
+
 Chain with ``num_actions = primitives`` (actions beyond Left/Right stay in place) is the env.
 Writes every measurement to ``--csv`` and the summary to the same name with ``_summary``.
 """
@@ -46,8 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = "single-agent PPO"
 MEMORY_COLUMNS = ["driver_mb", "learner_mb", "env_runner_mb"]
+FAST = "society (fast)"
 SUMMARY_COLUMNS = ["primitives", "bidders", "env_runners", "envs_per_runner", "algo", "mode", "median_sps",
-                   "median_ratio", "ratio_min", "ratio_max", "rounds", "build_s", *MEMORY_COLUMNS]
+                   "median_ratio", "ratio_min", "ratio_max", "ratio_to_fast", "rounds", "build_s", *MEMORY_COLUMNS]
 
 
 def peak_rss_mb(*_) -> float:
@@ -90,13 +95,26 @@ def train_sps(algo, seconds: float) -> float:
             return (after - before) / (time.perf_counter() - started)
 
 
-def build(config, algo: str):
+def build(config, algo: str, explorations: dict[str, dict]):
     from experiments.algo_config import monolithic_ppo_config, society_ppo_config
 
     if algo == BASELINE:
         return monolithic_ppo_config(config).build_algo()
-    config.sampler = "stock" if algo == "society (stock)" else "fast"
+    config = config.model_copy(update={"sampler": "stock" if algo == "society (stock)" else "fast",
+                                       "exploration": explorations.get(algo, config.exploration)})
     return society_ppo_config(config).build_algo()
+
+
+def exploration_variants(specs: list[str]) -> dict[str, dict]:
+    """``{"society (fast, scored 0.3)": {"kind": "scored", "rate": 0.3}, ...}`` from ``KIND:RATE``."""
+    variants = {}
+    for spec in specs:
+        kind, _, rate = spec.partition(":")
+        try:
+            variants[f"{FAST[:-1]}, {kind} {float(rate):g})"] = {"kind": kind, "rate": float(rate)}
+        except ValueError:
+            raise SystemExit(f"--exploration {spec!r}: expected KIND:RATE, e.g. scored:0.3") from None
+    return variants
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -110,11 +128,16 @@ def summarize(rows: list[dict]) -> list[dict]:
         base = {r["round"]: r["sps"] for r in rows if (r["primitives"], r["env_runners"], r["envs_per_runner"],
                                                          r["algo"], r["mode"]) == (primitives, runners, envs, BASELINE, mode)}
         ratios = [r["sps"] / base[r["round"]] for r in mine]
+        fast = {r["round"]: r["sps"] for r in rows if (r["primitives"], r["env_runners"], r["envs_per_runner"],
+                                                         r["algo"], r["mode"]) == (primitives, runners, envs, FAST, mode)}
         summary.append({"primitives": primitives, "bidders": mine[0]["bidders"], "env_runners": runners,
                         "envs_per_runner": envs, "algo": algo, "mode": mode,
                         "median_sps": statistics.median(r["sps"] for r in mine),
                         "median_ratio": statistics.median(ratios), "ratio_min": min(ratios),
-                        "ratio_max": max(ratios), "rounds": len(mine), "build_s": mine[0]["build_s"],
+                        "ratio_max": max(ratios),
+                        "ratio_to_fast": (statistics.median(r["sps"] / fast[r["round"]] for r in mine)
+                                          if fast and algo.startswith(FAST[:-1]) and algo != FAST else math.nan),
+                        "rounds": len(mine), "build_s": mine[0]["build_s"],
                         **{k: max(r[k] for r in mine) for k in MEMORY_COLUMNS}})
     return summary
 
@@ -129,13 +152,14 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 def markdown(summary: list[dict]) -> str:
     lines = ["| primitives (bidders) | runners x envs | algo | mode | env steps/s (median) | ratio to single-agent: median (min-max) "
-             "| build s | peak MB: driver / learner / env runner |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| ratio to fast society | build s | peak MB: driver / learner / env runner |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         memory = " / ".join("-" if math.isnan(s[k]) else f"{s[k]:,.0f}" for k in MEMORY_COLUMNS)
+        to_fast = "-" if math.isnan(s["ratio_to_fast"]) else f"{s['ratio_to_fast']:.3f}"
         lines.append(f"| {s['primitives']} ({s['bidders']}) | {s['env_runners']} x {s['envs_per_runner']} | {s['algo']} | "
                      f"{s['mode']} | {s['median_sps']:,.0f} | {s['median_ratio']:.3f} ({s['ratio_min']:.3f}-{s['ratio_max']:.3f}) "
-                     f"| {s['build_s']:.0f} | {memory} |")
+                     f"| {to_fast} | {s['build_s']:.0f} | {memory} |")
     return "\n".join(lines)
 
 
@@ -152,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum length of one measurement")
     parser.add_argument("--no-stock", dest="stock", action="store_false", help="skip RLlib's stock multi-agent path")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--exploration", action="append", default=[], metavar="KIND:RATE",
+                        help="also measure the fast society with this exploration, e.g. scored:0.3 (repeatable)")
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="logical CPUs of the embedded Ray (default: the machine's); the algorithms run one at a "
                              "time, so e.g. 2-CPU learners of both fit on a 2-core machine with --num-cpus 6")
@@ -160,7 +186,8 @@ def main(argv=None) -> int:
 
     base = load_config(ROOT / args.config, {"clones": args.clones}, args.sets)
     envs_per_runner = args.envs_per_env_runner or [base.num_envs_per_env_runner]
-    algos = ["society (fast)", *(["society (stock)"] if args.stock else []), BASELINE]
+    explorations = exploration_variants(args.exploration)
+    algos = [FAST, *explorations, *(["society (stock)"] if args.stock else []), BASELINE]
 
     import ray
 
@@ -177,7 +204,7 @@ def main(argv=None) -> int:
         built, build_s = {}, {}
         for name in algos:
             started = time.perf_counter()
-            built[name] = build(config, name)
+            built[name] = build(config, name, explorations)
             build_s[name] = time.perf_counter() - started
         for algo in built.values():
             algo.train()  # warm-up: first-iteration set-up is not throughput
