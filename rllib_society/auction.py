@@ -54,7 +54,8 @@ class Outcomes(NamedTuple):
     received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
     usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
     bought: np.ndarray  # bool: an offer accepted (a scored offer always is)
-    share: np.ndarray  # the share of its lookahead the winner keeps: 1, or k * its bid for a scored offer
+    scored: np.ndarray  # bool: a scored offer, whose winner is scored on its bid instead of paying
+    winning_bids: np.ndarray  # the winner's bid
 
 
 def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
@@ -73,18 +74,16 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     incentive but the offered bidder's changes, and the offered bidder's expected utility over
     a uniform price, the integral of (v - p) dp for p up to its bid b, is largest at b = v.
 
-    A scored offer (``scored[t]`` = k > 0) settles k times that expectation instead of drawing
-    the price: the offered bidder always acts, keeps the share k * b of its lookahead v (reward
-    plus discounted next price, in bid units) and pays k * b^2 / 2, so it earns
-    k * (b * v - b^2 / 2), k times the offer's expected utility over p ~ U[0, 1], again largest
-    at b = v.
+    A scored offer (``scored[t]``) draws no price: the offered bidder always acts and earns
+    -(b - v)^2 / 2, v being its lookahead (reward plus discounted next price, in bid units):
+    the offer's expected utility over p ~ U[0, 1], b * v - b^2 / 2, less v^2 / 2, which no bid
+    changes; again largest at b = v (`outcome_utilities` settles it once v is known).
 
     Args:
         bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
         offered: optional (T,) bidder offered each state, -1 where there is no offer.
         offer_prices: (T,) the offers' prices (ignored where there is no offer or it is scored).
-        scored: optional (T,) scale k of each offer settled in expectation; 0 (or False): a
-            random-price offer.
+        scored: optional (T,) bool, the scored offers (else random-price ones).
     """
     bids = np.asarray(bids, dtype=np.float64)
     active = _active_mask(active, bids.shape)
@@ -93,7 +92,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     winning_bids = bids[steps, winners]
     usual_paid = winning_bids if auction == "bb" else seconds
     received = seconds if auction in ("ccv", "env") else winning_bids
-    paid, bought, share = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.ones(len(bids))
+    paid, bought, scored_ = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.zeros(len(bids), dtype=bool)
     if offered is not None:
         offered = np.asarray(offered, dtype=np.int64)
         offer_prices = np.asarray(offer_prices, dtype=np.float64)
@@ -104,13 +103,10 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
         if (explored & ~active[steps, np.maximum(offered, 0)]).any():
             raise ValueError("An offer went to a bidder who sits out.")
         offered_bids = bids[steps, np.maximum(offered, 0)]
-        scales = np.zeros(len(bids)) if scored is None else np.asarray(scored, dtype=np.float64)
-        scored = explored & (scales > 0)
-        bought = explored & (scored | (offered_bids >= offer_prices))
+        scored_ = explored & (False if scored is None else np.asarray(scored, dtype=bool))
+        bought = explored & (scored_ | (offered_bids >= offer_prices))
         declined = explored & ~bought
-        winners, paid = winners.copy(), np.where(bought, np.where(scored, scales * offered_bids ** 2 / 2,
-                                                                  offer_prices), paid)
-        share = np.where(scored, scales * offered_bids, 1.0)
+        winners, paid = winners.copy(), np.where(bought, np.where(scored_, 0.0, offer_prices), paid)
         winners[bought] = offered[bought]
         if declined.any():
             without = active[declined].copy()
@@ -118,7 +114,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
             others, others_seconds = clear_auctions(bids[declined], without)
             winners[declined] = others
             paid[declined] = bids[declined][np.arange(len(others)), others] if auction == "bb" else others_seconds
-    return Outcomes(winners, paid, received, usual_paid, bought, share)
+    return Outcomes(winners, paid, received, usual_paid, bought, scored_, bids[steps, winners])
 
 
 def episode_utilities(
@@ -143,7 +139,8 @@ def episode_utilities(
 
     Losers (and agents sitting out) get 0. With exploration offers (`auction_outcomes`), an
     offered bidder who buys is the winner and pays the offer's price instead; a scored offer's
-    bidder b gets k * (b * (r_t + g_t * L_{t+1}) - b^2 / 2), L_{t+1} being the lookahead above.
+    bidder gets -(b - v_t)^2 / 2 for its bid b, v_t = r_t + g_t * L_{t+1} being the value of
+    its step (L_{t+1} the lookahead above).
     B_{t+1} and P_{t+1} stay the usual auction's, over all active bids.
 
     Args:
@@ -178,7 +175,11 @@ def episode_utilities(
 def outcome_utilities(outcomes: Outcomes, shape: tuple[int, int], rewards: np.ndarray, discounts: np.ndarray,
                       auction: str) -> np.ndarray:
     """The (T, A) utilities of settled auctions (`episode_utilities`, whose formulas they are)."""
-    utility = rewards if auction == "env" else outcomes.share * winner_values(outcomes, rewards, discounts) - outcomes.paid
+    if auction == "env":
+        utility = rewards
+    else:
+        values = winner_values(outcomes, rewards, discounts)
+        utility = np.where(outcomes.scored, -(outcomes.winning_bids - values) ** 2 / 2, values - outcomes.paid)
     utilities = np.zeros(shape)
     utilities[np.arange(shape[0]), outcomes.winners] = utility
     return utilities
@@ -193,10 +194,12 @@ def winner_values(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray
 
 
 def market_balance(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
-    """(T,) what the market keeps at each step against the usual auction: an offer's price (or a
-    scored offer's k * b^2 / 2 and the lookahead share it does not pay out) less what the usual
-    auction's winner would have paid; 0 at steps without an offer."""
-    kept = outcomes.paid + (1.0 - outcomes.share) * winner_values(outcomes, rewards, discounts)
+    """(T,) what the market keeps at each step against the usual auction: an offer's price (or,
+    for a scored offer, the value v of the step and the loss (b - v)^2 / 2, what the bidder
+    pays for its score) less what the usual auction's winner would have paid; 0 at steps without
+    an offer."""
+    values = winner_values(outcomes, rewards, discounts)
+    kept = np.where(outcomes.scored, values + (outcomes.winning_bids - values) ** 2 / 2, outcomes.paid)
     return kept - outcomes.usual_paid
 
 

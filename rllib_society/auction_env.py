@@ -58,7 +58,7 @@ def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
         np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
-        np.array([r.get("scored", 0.0) for r in records]),
+        np.array([r.get("scored", False) for r in records]),
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
@@ -207,8 +207,8 @@ class AuctionEnv(gym.Env):
             "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
             auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
         exploration: None (the paper's auction) or ``{"kind": k, "rate": r}``: a share r of
-            auctions offer the state to one bidder, at a random price (``offers``) or settled
-            in expectation (``scored``); see `rllib_society.exploration`.
+            auctions offer the state to one bidder, at a random price (``offers``) or scored on
+            its bid (``scored``); see `rllib_society.exploration`.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -262,7 +262,7 @@ class AuctionEnv(gym.Env):
         bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
         offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
             self.np_random, self.active, self.clones, self.exploration_rate)
-        scored = self.exploration["scale"] if offer >= 0 and self.exploration["kind"] == "scored" else 0.0
+        scored = offer >= 0 and self.exploration["kind"] == "scored"
         offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
         outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers)
         winner = int(outcome.winners[0])
@@ -284,7 +284,7 @@ class AuctionEnv(gym.Env):
             "price": float(outcome.paid[0]),
             "offer": offer,  # the bidder offered the state (-1: the usual auction)
             "offer_price": offer_price,
-            "scored": scored,  # k > 0: the offer is settled in expectation, k times (`auction_outcomes`)
+            "scored": scored,  # a scored offer: the bidder earns -(bid - value)^2 / 2 (`auction_outcomes`)
             "bought": bool(outcome.bought[0]),
             "reward": reward,
             "env_reward": env_reward,
@@ -334,7 +334,7 @@ class AuctionEnv(gym.Env):
         bids = np.array(self._history["bids"])
         active = np.broadcast_to(self.active, bids.shape)
         offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]),
-                  np.array(self._history["scored"], dtype=np.float64))
+                  np.array(self._history["scored"], dtype=bool))
         outcomes = auction_outcomes(bids, active, self.config["auction"], *offers)
         rewards, discounts = self._history["rewards"], self._history["discounts"]
         utilities = outcome_utilities(outcomes, bids.shape, rewards, discounts, self.config["auction"])

@@ -113,9 +113,9 @@ class SocietyPPOConfig(PPOConfig):
                 paid the cut state's price; needs sampler "fast").
             exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r}:
                 a share r of auctions offer the state to one primitive, at a random price or
-                settled in expectation, so that every primitive learns its value, not only the
-                winners; r may be a schedule [[env_steps, r], ...] (fast sampler), and scored
-                offers take a "scale" (`rllib_society.exploration`).
+                scored on its bid, so that every primitive learns its value, not only the
+                winners; r may be a schedule [[env_steps, r], ...] (fast sampler)
+                (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

@@ -17,11 +17,11 @@ GAMMA = 0.9
 
 def naive_settlement(bids, active, offered, prices, auction, scored=None):
     """Per step, by a plain loop: (winner, paid, what the usual winner would pay, the seller's
-    receipt, the share of its lookahead the winner keeps), the offered bidder buying when its
-    bid is at least the price, else the auction running without it, or, for a scored offer of
-    scale k = scored[t] > 0, always acting, keeping the share k * b of its lookahead and paying
-    k * b^2 / 2; the seller always gets the usual price over all active bids."""
-    scored = [0.0] * len(bids) if scored is None else scored
+    receipt, the winner's bid if it is scored, else None), the offered bidder buying when its bid
+    is at least the price, else the auction running without it, or, for a scored offer, always
+    acting and paying nothing (it is scored on its bid); the seller always gets the usual price
+    over all active bids."""
+    scored = [False] * len(bids) if scored is None else scored
     rows = []
     for t in range(len(bids)):
         def clear(without=-1):
@@ -33,37 +33,45 @@ def naive_settlement(bids, active, offered, prices, auction, scored=None):
 
         usual_winner, usual_paid, usual_second = clear()
         receipt = usual_second if auction in ("ccv", "env") else bids[t][usual_winner]
-        share = 1.0
-        if offered[t] >= 0 and scored[t] > 0:
-            k, b = scored[t], bids[t][offered[t]]
-            winner, paid, share = offered[t], k * b * b / 2, k * b
+        score_bid = None
+        if offered[t] >= 0 and scored[t]:
+            winner, paid, score_bid = offered[t], 0.0, bids[t][offered[t]]
         elif offered[t] >= 0 and bids[t][offered[t]] >= prices[t]:
             winner, paid = offered[t], prices[t]
         elif offered[t] >= 0:
             winner, paid, _ = clear(without=offered[t])
         else:
             winner, paid = usual_winner, usual_paid
-        rows.append((winner, paid, usual_paid, receipt, share))
+        rows.append((winner, paid, usual_paid, receipt, score_bid))
     return rows
 
 
 def naive_utilities(settled, rewards, auction):
-    """(T, A) utilities of `naive_settlement`'s rows: the winner keeps its share of the reward
-    plus the discounted receipt of the next step, less what it paid; everyone else 0."""
+    """(T, A) utilities of `naive_settlement`'s rows: the winner's value v (the reward plus the
+    discounted receipt of the next step) less what it paid, or, scored, -(bid - v)^2 / 2;
+    everyone else 0."""
     want = np.zeros((len(settled), BIDDERS))
-    for t, (winner, paid, _, _, share) in enumerate(settled):
+    for t, (winner, paid, _, _, score_bid) in enumerate(settled):
         lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
-        want[t, winner] = rewards[t] if auction == "env" else share * (rewards[t] + GAMMA * lookahead) - paid
+        value = rewards[t] + GAMMA * lookahead
+        if auction == "env":
+            want[t, winner] = rewards[t]
+        elif score_bid is not None:
+            want[t, winner] = -(score_bid - value) ** 2 / 2
+        else:
+            want[t, winner] = value - paid
     return want
 
 
 def naive_market_balance(settled, rewards, offered):
     """What the market keeps over the usual auction, summed over the offers."""
     total = 0.0
-    for t, (_, paid, usual_paid, _, share) in enumerate(settled):
+    for t, (_, paid, usual_paid, _, score_bid) in enumerate(settled):
         if offered[t] >= 0:
             lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
-            total += paid + (1 - share) * (rewards[t] + GAMMA * lookahead) - usual_paid
+            value = rewards[t] + GAMMA * lookahead
+            kept = paid if score_bid is None else value + (score_bid - value) ** 2 / 2
+            total += kept - usual_paid
     return total
 
 
@@ -106,8 +114,8 @@ def test_utilities_with_offers_are_the_naive_loops(auction, seed):
 def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(auction, seed):
     rng = np.random.default_rng(100 + seed)
     bids, active, offered, prices = random_episode(rng)
-    scored = rng.choice([0.0, 0.0, 1.0, 2.5], size=len(bids))  # scales k of scored offers, 0: random price
-    assert ((scored == 1) & (offered >= 0)).any() and ((scored == 0) & (offered >= 0)).any()
+    scored = rng.random(len(bids)) < 0.5
+    assert (scored & (offered >= 0)).any() and (~scored & (offered >= 0)).any()
     rewards, discounts = rng.normal(size=len(bids)), np.full(len(bids), GAMMA)
     settled = naive_settlement(bids, active, offered, prices, auction, scored)
     have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices, scored)
@@ -115,8 +123,8 @@ def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(aucti
     outcomes = auction_outcomes(bids, active, auction, offered, prices, scored)
     assert outcomes.winners.tolist() == [s[0] for s in settled]
     np.testing.assert_allclose(outcomes.paid, [s[1] for s in settled])
-    np.testing.assert_allclose(outcomes.share, [s[4] for s in settled])
-    assert outcomes.bought[(scored > 0) & (offered >= 0)].all()
+    assert outcomes.scored.tolist() == [s[4] is not None for s in settled]
+    assert outcomes.bought[scored & (offered >= 0)].all()
     assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
         naive_market_balance(settled, rewards, offered))
 
@@ -140,9 +148,9 @@ def test_the_offered_bidders_mean_utility_is_highest_at_its_value(auction, value
     after): over many uniform prices, with the others' bids drawn at random, its mean utility
     (through `episode_utilities`, one auction per price) is highest at the bid v. Tolerance: the bid grid's step, 0.05 (the mean
     utility near v is flat: the integral of (v - p) dp loses (b - v)^2 / 2, 0.00125 at 0.05, and
-    the Monte Carlo error at 20,000 prices is about 0.0015). A scored offer earns that mean on
-    every draw: its value is noisy here (v plus uniform noise of width 0.4), so its mean too is
-    an estimate."""
+    the Monte Carlo error at 20,000 prices is about 0.0015). A scored offer earns that mean less
+    v^2 / 2 on every draw, -(b - v)^2 / 2: its value is noisy here (v plus uniform noise of width
+    0.4), so its mean too is an estimate."""
     rng = np.random.default_rng(0)
     draws, grid = 20_000, np.round(np.arange(0.0, 1.0001, 0.05), 2)
     prices, others = rng.random(draws), rng.random((draws, 3))
@@ -151,11 +159,12 @@ def test_the_offered_bidders_mean_utility_is_highest_at_its_value(auction, value
     for bid in grid:
         bids = np.column_stack([np.full(draws, bid), others])
         utilities = episode_utilities(bids, values, np.zeros(draws), auction, offered=np.zeros(draws, dtype=int),
-                                      offer_prices=prices, scored=np.full(draws, float(scored)))
+                                      offer_prices=prices, scored=np.full(draws, scored))
         mean_utility.append(utilities[:, 0].mean())
     assert abs(grid[int(np.argmax(mean_utility))] - value) <= 0.05 + 1e-9, dict(zip(grid, np.round(mean_utility, 4)))
-    # Analytic: v * b - b^2 / 2 at every grid bid.
-    np.testing.assert_allclose(mean_utility, value * grid - grid ** 2 / 2, atol=0.01)
+    # Analytic: v * b - b^2 / 2 at every grid bid (less the mean of v^2 / 2, scored).
+    offset = np.mean(values ** 2) / 2 if scored else 0.0
+    np.testing.assert_allclose(mean_utility, value * grid - grid ** 2 / 2 - offset, atol=0.01)
 
 
 def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate():
@@ -175,8 +184,6 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
 @pytest.mark.parametrize("value, field", [
     ("offers", "exploration"), ({"kind": "count"}, "exploration.kind"), ({"kind": "offers"}, "exploration.rate"),
     ({"kind": "offers", "rate": 1.5}, "exploration.rate"), ({"kind": "offers", "rate": 0.1, "schedule": []}, "exploration"),
-    ({"kind": "scored", "rate": 0.1, "scale": 0}, "exploration.scale"),
-    ({"kind": "offers", "rate": 0.1, "scale": 2}, "exploration.scale"),
 ])
 def test_bad_exploration_settings_name_the_field(value, field):
     with pytest.raises(FieldError, match=rf"^{field}=.* is not allowed; {field} must be"):
@@ -184,14 +191,12 @@ def test_bad_exploration_settings_name_the_field(value, field):
 
 
 def test_exploration_settings_defaults():
-    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "scale": 1.0}
-    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "scale": 1.0}
-    assert exploration_settings({"kind": "scored", "rate": 0.1, "scale": 10}) == {"kind": "scored", "rate": 0.1,
-                                                                                  "scale": 10.0}
+    assert exploration_settings(None) == {"kind": "none", "rate": 0.0}
+    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25}
+    assert exploration_settings({"kind": "scored", "rate": 1}) == {"kind": "scored", "rate": 1.0}
 
 
-@pytest.mark.parametrize("exploration", [{"kind": "offers", "rate": 0.5}, {"kind": "scored", "rate": 0.5},
-                                         {"kind": "scored", "rate": 0.5, "scale": 3.0}])
+@pytest.mark.parametrize("exploration", [{"kind": "offers", "rate": 0.5}, {"kind": "scored", "rate": 0.5}])
 def test_the_env_records_offers_and_summarizes_them(exploration):
     env = AuctionEnv({"env": "envs:Chain-v0", "clones": 2, "gamma": GAMMA, "exploration": exploration})
     env.reset(seed=0)
@@ -203,14 +208,13 @@ def test_the_env_records_offers_and_summarizes_them(exploration):
         done = terminated or truncated
     offers = [r for r in records if r["offer"] >= 0]
     assert offers and len(offers) < len(records)
-    scale = exploration.get("scale", 1.0) if exploration["kind"] == "scored" else 0.0
-    assert all(r["scored"] == (scale if r["offer"] >= 0 else 0.0) for r in records)
+    assert all(r["scored"] == (exploration["kind"] == "scored" and r["offer"] >= 0) for r in records)
     column = lambda key: [r[key] for r in records]  # noqa: E731
     settled = naive_settlement(column("bids"), column("active"), column("offer"), column("offer_price"), "ccv",
                                column("scored"))
     for r, (winner, paid, *_) in zip(records, settled):
         assert r["winner"] == winner and r["price"] == pytest.approx(paid)
-        assert r["bought"] == (r["offer"] >= 0 and (r["scored"] > 0 or r["bids"][r["offer"]] >= r["offer_price"]))
+        assert r["bought"] == (r["offer"] >= 0 and (r["scored"] or r["bids"][r["offer"]] >= r["offer_price"]))
     summary = records[-1][EPISODE_INFO]
     assert summary["offers"] == len(offers) and summary["offers_bought"] == sum(r["bought"] for r in records)
     assert summary["market_balance"] == pytest.approx(naive_market_balance(settled, column("reward"), column("offer")))

@@ -61,9 +61,9 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
     env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
     (R - lo) / (hi - lo) at the episode's last auction. An exploration offer (the record's
     ``offer`` >= 0) goes to one bidder at ``offer_price``: it buys if its bid is at least the
-    price (wins, pays the price), else the auction runs without it; a scored offer (``scored``
-    = k > 0) always goes through: the bidder, bidding b, keeps k * b of its lookahead and pays
-    k * b^2 / 2. The
+    price (wins, pays the price), else the auction runs without it; a scored offer (``scored``)
+    always goes through, and the bidder, bidding b, earns -(b - v)^2 / 2, v its reward plus
+    discounted lookahead. The
     seller of each state is paid that state's usual price, over all active bids."""
     lo, hi = value_range
 
@@ -80,22 +80,21 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
         return active, winner, price
 
     def settle(record):
-        """(winner, what it pays, the share of its lookahead it keeps)."""
+        """(winner, what it pays, its bid if it is scored, else None)."""
         _, winner, price = clear(record)
         offer = record.get("offer", -1)
-        if offer >= 0 and record.get("scored", 0.0) > 0:
-            k, b = record["scored"], record["bids"][offer]
-            return offer, k * b * b / 2, k * b
+        if offer >= 0 and record.get("scored"):
+            return offer, 0.0, record["bids"][offer]
         if offer >= 0 and record["bids"][offer] >= record["offer_price"]:
-            return offer, record["offer_price"], 1.0
+            return offer, record["offer_price"], None
         if offer >= 0:
             _, winner, price = clear(record, without=offer)
-        return winner, (record["bids"][winner] if auction == "bb" else price), 1.0
+        return winner, (record["bids"][winner] if auction == "bb" else price), None
 
     utilities = {}
     for t, record in enumerate(records):
         active, _, _ = clear(record)
-        winner, paid, share = settle(record)
+        winner, paid, score_bid = settle(record)
         next_bid = next_price = 0.0
         if t + 1 < len(records):
             _, next_winner, next_price = clear(records[t + 1])
@@ -104,10 +103,9 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
         reward = (record["env_reward"] - shift) / (hi - lo)
         if auction == "env":
             won = reward
-        elif auction == "ccv":
-            won = share * (reward + record["discount"] * next_price) - paid
-        else:  # v, bb: the seller gets the next usual winning bid
-            won = share * (reward + record["discount"] * next_bid) - paid
+        else:  # ccv: the seller gets the next usual second price; v, bb: the next usual winning bid
+            value = reward + record["discount"] * (next_price if auction == "ccv" else next_bid)
+            won = value - paid if score_bid is None else -(score_bid - value) ** 2 / 2
         for b in active:
             utilities[(t, b)] = won if b == winner else 0.0
     return utilities
@@ -181,7 +179,7 @@ CASES = {
     # Exploration offers in half the auctions, bought and declined (`rllib_society.exploration`).
     "ccv_offers": {"auction": "ccv", "exploration": {"kind": "offers", "rate": 0.5}},
     "bb_offers_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4, "exploration": {"kind": "offers", "rate": 0.5}},
-    "v_scored_dropout": {"auction": "v", "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5, "scale": 2.0}},
+    "v_scored_dropout": {"auction": "v", "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5}},
 }
 
 
