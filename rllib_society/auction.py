@@ -54,13 +54,13 @@ class Outcomes(NamedTuple):
     received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
     usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
     bought: np.ndarray  # bool: an offer accepted (a scored offer always is)
-    scored: np.ndarray  # bool: a scored offer, whose winner is scored on its bid instead of paying
-    winning_bids: np.ndarray  # the winner's bid
+    scored: np.ndarray  # (T, A) bool: the bidders scored on their bids (a scored offer's primitive's clones)
+    bids: np.ndarray  # (T, A) the bids
 
 
 def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
                      offered: np.ndarray | None = None, offer_prices: np.ndarray | None = None,
-                     scored: np.ndarray | None = None) -> Outcomes:
+                     scored: np.ndarray | None = None, clones: int = 1) -> Outcomes:
     """Who wins each auction and what changes hands, with exploration offers or without.
 
     The usual auction: the highest active bid wins and pays the second price (``v``, ``ccv``;
@@ -74,16 +74,19 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     incentive but the offered bidder's changes, and the offered bidder's expected utility over
     a uniform price, the integral of (v - p) dp for p up to its bid b, is largest at b = v.
 
-    A scored offer (``scored[t]``) draws no price: the offered bidder always acts and earns
-    -(b - v)^2 / 2, v being its lookahead (reward plus discounted next price, in bid units):
-    the offer's expected utility over p ~ U[0, 1], b * v - b^2 / 2, less v^2 / 2, which no bid
-    changes; again largest at b = v (`outcome_utilities` settles it once v is known).
+    A scored offer (``scored[t]``) draws no price: the offered bidder always acts, pays nothing,
+    and it and every other active clone of its primitive (bidders ``k * clones + c``) earn
+    -(b - v)^2 / 2 for their bids b, v being the step's value to the primitive (reward plus
+    discounted next price, in bid units): the offer's expected utility over p ~ U[0, 1],
+    b * v - b^2 / 2, less v^2 / 2, which no bid changes; again largest at b = v
+    (`outcome_utilities` settles it once v is known).
 
     Args:
         bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
         offered: optional (T,) bidder offered each state, -1 where there is no offer.
         offer_prices: (T,) the offers' prices (ignored where there is no offer or it is scored).
         scored: optional (T,) bool, the scored offers (else random-price ones).
+        clones: bidders per primitive (a scored offer scores them all).
     """
     bids = np.asarray(bids, dtype=np.float64)
     active = _active_mask(active, bids.shape)
@@ -92,7 +95,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     winning_bids = bids[steps, winners]
     usual_paid = winning_bids if auction == "bb" else seconds
     received = seconds if auction in ("ccv", "env") else winning_bids
-    paid, bought, scored_ = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.zeros(len(bids), dtype=bool)
+    paid, bought, scored_ = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.zeros(bids.shape, dtype=bool)
     if offered is not None:
         offered = np.asarray(offered, dtype=np.int64)
         offer_prices = np.asarray(offer_prices, dtype=np.float64)
@@ -103,10 +106,11 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
         if (explored & ~active[steps, np.maximum(offered, 0)]).any():
             raise ValueError("An offer went to a bidder who sits out.")
         offered_bids = bids[steps, np.maximum(offered, 0)]
-        scored_ = explored & (False if scored is None else np.asarray(scored, dtype=bool))
-        bought = explored & (scored_ | (offered_bids >= offer_prices))
+        scored_steps = explored & (False if scored is None else np.asarray(scored, dtype=bool))
+        scored_ = scored_steps[:, None] & active & (np.arange(bids.shape[1]) // clones == offered[:, None] // clones)
+        bought = explored & (scored_steps | (offered_bids >= offer_prices))
         declined = explored & ~bought
-        winners, paid = winners.copy(), np.where(bought, np.where(scored_, 0.0, offer_prices), paid)
+        winners, paid = winners.copy(), np.where(bought, np.where(scored_steps, 0.0, offer_prices), paid)
         winners[bought] = offered[bought]
         if declined.any():
             without = active[declined].copy()
@@ -114,7 +118,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
             others, others_seconds = clear_auctions(bids[declined], without)
             winners[declined] = others
             paid[declined] = bids[declined][np.arange(len(others)), others] if auction == "bb" else others_seconds
-    return Outcomes(winners, paid, received, usual_paid, bought, scored_, bids[steps, winners])
+    return Outcomes(winners, paid, received, usual_paid, bought, scored_, bids)
 
 
 def episode_utilities(
@@ -126,6 +130,7 @@ def episode_utilities(
     offered: np.ndarray | None = None,
     offer_prices: np.ndarray | None = None,
     scored: np.ndarray | None = None,
+    clones: int = 1,
 ) -> np.ndarray:
     """Every agent's utility at every auction step of one episode (spec section 2).
 
@@ -139,8 +144,8 @@ def episode_utilities(
 
     Losers (and agents sitting out) get 0. With exploration offers (`auction_outcomes`), an
     offered bidder who buys is the winner and pays the offer's price instead; a scored offer's
-    bidder gets -(b - v_t)^2 / 2 for its bid b, v_t = r_t + g_t * L_{t+1} being the value of
-    its step (L_{t+1} the lookahead above).
+    bidder and the other clones of its primitive get -(b - v_t)^2 / 2 for their bids b,
+    v_t = r_t + g_t * L_{t+1} being the value of the step (L_{t+1} the lookahead above).
     B_{t+1} and P_{t+1} stay the usual auction's, over all active bids.
 
     Args:
@@ -150,7 +155,7 @@ def episode_utilities(
         discounts: (T,) discount of each step, gamma ** duration.
         auction: one of ``AUCTIONS``.
         active: optional (T, A) boolean mask of the agents taking part at each step.
-        offered, offer_prices, scored: optional exploration offers (`auction_outcomes`).
+        offered, offer_prices, scored, clones: optional exploration offers (`auction_outcomes`).
 
     Returns:
         (T, A) float64 utilities.
@@ -168,20 +173,22 @@ def episode_utilities(
             f"Expected bids (T, A) with rewards and discounts of shape (T,); got bids {bids.shape}, "
             f"rewards {rewards.shape}, discounts {discounts.shape}."
         )
-    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices, scored), bids.shape,
+    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices, scored, clones),
+                             bids.shape,
                              rewards, discounts, auction)
 
 
 def outcome_utilities(outcomes: Outcomes, shape: tuple[int, int], rewards: np.ndarray, discounts: np.ndarray,
                       auction: str) -> np.ndarray:
     """The (T, A) utilities of settled auctions (`episode_utilities`, whose formulas they are)."""
-    if auction == "env":
-        utility = rewards
-    else:
-        values = winner_values(outcomes, rewards, discounts)
-        utility = np.where(outcomes.scored, -(outcomes.winning_bids - values) ** 2 / 2, values - outcomes.paid)
     utilities = np.zeros(shape)
-    utilities[np.arange(shape[0]), outcomes.winners] = utility
+    if auction == "env":
+        utilities[np.arange(shape[0]), outcomes.winners] = rewards
+        return utilities
+    values = winner_values(outcomes, rewards, discounts)
+    utilities[np.arange(shape[0]), outcomes.winners] = values - outcomes.paid
+    steps, bidders = np.nonzero(outcomes.scored)
+    utilities[steps, bidders] = -(outcomes.bids[steps, bidders] - values[steps]) ** 2 / 2
     return utilities
 
 
@@ -195,11 +202,11 @@ def winner_values(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray
 
 def market_balance(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
     """(T,) what the market keeps at each step against the usual auction: an offer's price (or,
-    for a scored offer, the value v of the step and the loss (b - v)^2 / 2, what the bidder
-    pays for its score) less what the usual auction's winner would have paid; 0 at steps without
-    an offer."""
+    for a scored offer, the value v of the step and the losses (b - v)^2 / 2 its scored bidders
+    pay) less what the usual auction's winner would have paid; 0 at steps without an offer."""
     values = winner_values(outcomes, rewards, discounts)
-    kept = np.where(outcomes.scored, values + (outcomes.winning_bids - values) ** 2 / 2, outcomes.paid)
+    losses = np.where(outcomes.scored, (np.nan_to_num(outcomes.bids) - values[:, None]) ** 2 / 2, 0.0).sum(axis=1)
+    kept = np.where(outcomes.scored.any(axis=1), values + losses, outcomes.paid)
     return kept - outcomes.usual_paid
 
 

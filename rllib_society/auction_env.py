@@ -49,7 +49,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
 }
 
 
-def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
+def record_utilities(records: list[dict[str, Any]], auction: str, clones: int) -> np.ndarray:
     """(T, bidders) utilities of T consecutive auction records of one episode
     (`episode_utilities`): exact for every record but the last, whose lookahead is taken as 0,
     which is exact only when it ended the episode. A pricing auction (``truncation:
@@ -58,7 +58,7 @@ def record_utilities(records: list[dict[str, Any]], auction: str) -> np.ndarray:
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
         np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
-        np.array([r.get("scored", False) for r in records]),
+        np.array([r.get("scored", False) for r in records]), clones,
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
@@ -264,7 +264,7 @@ class AuctionEnv(gym.Env):
             self.np_random, self.active, self.clones, self.exploration_rate)
         scored = offer >= 0 and self.exploration["kind"] == "scored"
         offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
-        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers)
+        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers, clones=self.clones)
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
@@ -335,7 +335,7 @@ class AuctionEnv(gym.Env):
         active = np.broadcast_to(self.active, bids.shape)
         offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]),
                   np.array(self._history["scored"], dtype=bool))
-        outcomes = auction_outcomes(bids, active, self.config["auction"], *offers)
+        outcomes = auction_outcomes(bids, active, self.config["auction"], *offers, clones=self.clones)
         rewards, discounts = self._history["rewards"], self._history["discounts"]
         utilities = outcome_utilities(outcomes, bids.shape, rewards, discounts, self.config["auction"])
         steps = len(bids) - self.pricing  # the last row priced the cut state: not an auction of the episode

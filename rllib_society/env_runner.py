@@ -267,7 +267,7 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         """The episode's unreported rows whose utilities are known: all of them if it is done,
         else all but the last, which stays open for the next chunk."""
         done, rows, records = episode.is_done, episode.rows, episode.rows["records"]
-        utilities = record_utilities(records, env.config["auction"]) if records else np.zeros((0, env.num_bidders))
+        utilities = record_utilities(records, env.config["auction"], env.clones) if records else np.zeros((0, env.num_bidders))
         ready = len(records) if done else max(len(records) - 1, 0)
         # A cut's pricing auction (truncation: bootstrap) set the cut auction's lookahead; its own
         # bids earned nothing and are not trained.

@@ -21,10 +21,11 @@ Why truthful bids stay an equilibrium (the auction's Q* stays the fixed point):
   is without exploration. The price p goes to the market, not to a primitive: its balance (p
   minus what the usual auction's winner would have paid) is reported.
 
-A scored offer (kind ``scored``) draws no price: the offered bidder always acts and earns
--(b - v)^2 / 2, the square loss of its bid against the value v of its step (reward plus
-discounted next price). That is the random-price offer's expected utility over p ~ U[0, 1],
-b * v - b^2 / 2, less v^2 / 2, which no bid changes.
+A scored offer (kind ``scored``) draws no price: the offered bidder always acts, and it and
+the other clones of its primitive (who share its value) each earn -(b - v)^2 / 2, the square
+loss of their bid against the value v of the step (reward plus discounted next price). That is
+the random-price offer's expected utility over p ~ U[0, 1], b * v - b^2 / 2, less v^2 / 2,
+which no bid changes.
 Why truthful bids stay an equilibrium: who acts does not depend on any bid, the others earn 0
 and the seller is paid the usual clearing price as above, and the loss is smallest at b = v for
 every v (at b = E[v], the bidder's value, in expectation). A bidder cannot tell an exploration

@@ -87,7 +87,8 @@ class SocietyEnv(MultiAgentEnv):
 
         # Utilities of the previous auction (its lookahead is this one) and, if the episode
         # ends here, of this one (lookahead 0).
-        utilities = record_utilities([r for r in (self._previous, record) if r is not None], self.auction)
+        utilities = record_utilities([r for r in (self._previous, record) if r is not None], self.auction,
+                                     self.auction_env.clones)
         receivers = []  # (ids, their utilities or None): who gets this step's observation
         if self._previous is not None or not record["last"]:
             # The other parity: paid for the previous auction (none at step 0), bids next.

@@ -51,7 +51,7 @@ def expected_samples(chunks: list[AuctionChunk], pending: dict[str, list], aucti
     for episode_id, handed in records.items():
         ordered = handed + pending.get(episode_id, []) + pricing.get(episode_id, [])
         assert [r["step"] for r in ordered] == list(range(len(ordered)))  # no auction twice or lost
-        for (t, b), utility in oracle(ordered, auction, value_range).items():
+        for (t, b), utility in oracle(ordered, auction, value_range, clones).items():
             if t < len(handed):
                 samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
     return samples

@@ -15,12 +15,12 @@ from rllib_society.exploration import draw_offer, exploration_settings, schedule
 GAMMA = 0.9
 
 
-def naive_settlement(bids, active, offered, prices, auction, scored=None):
+def naive_settlement(bids, active, offered, prices, auction, scored=None, clones=1):
     """Per step, by a plain loop: (winner, paid, what the usual winner would pay, the seller's
-    receipt, the winner's bid if it is scored, else None), the offered bidder buying when its bid
-    is at least the price, else the auction running without it, or, for a scored offer, always
-    acting and paying nothing (it is scored on its bid); the seller always gets the usual price
-    over all active bids."""
+    receipt, {bidder: bid} of the bidders scored on their bids), the offered bidder buying when
+    its bid is at least the price, else the auction running without it, or, for a scored offer,
+    always acting and paying nothing, it and the other active clones of its primitive being
+    scored on their bids; the seller always gets the usual price over all active bids."""
     scored = [False] * len(bids) if scored is None else scored
     rows = []
     for t in range(len(bids)):
@@ -33,44 +33,47 @@ def naive_settlement(bids, active, offered, prices, auction, scored=None):
 
         usual_winner, usual_paid, usual_second = clear()
         receipt = usual_second if auction in ("ccv", "env") else bids[t][usual_winner]
-        score_bid = None
+        score_bids = {}
         if offered[t] >= 0 and scored[t]:
-            winner, paid, score_bid = offered[t], 0.0, bids[t][offered[t]]
+            winner, paid = offered[t], 0.0
+            for b in range(len(bids[t])):
+                if active[t][b] and b // clones == offered[t] // clones:
+                    score_bids[b] = bids[t][b]
         elif offered[t] >= 0 and bids[t][offered[t]] >= prices[t]:
             winner, paid = offered[t], prices[t]
         elif offered[t] >= 0:
             winner, paid, _ = clear(without=offered[t])
         else:
             winner, paid = usual_winner, usual_paid
-        rows.append((winner, paid, usual_paid, receipt, score_bid))
+        rows.append((winner, paid, usual_paid, receipt, score_bids))
     return rows
 
 
 def naive_utilities(settled, rewards, auction):
     """(T, A) utilities of `naive_settlement`'s rows: the winner's value v (the reward plus the
-    discounted receipt of the next step) less what it paid, or, scored, -(bid - v)^2 / 2;
-    everyone else 0."""
+    discounted receipt of the next step) less what it paid, or, for the scored bidders,
+    -(bid - v)^2 / 2; everyone else 0."""
     want = np.zeros((len(settled), BIDDERS))
-    for t, (winner, paid, _, _, score_bid) in enumerate(settled):
+    for t, (winner, paid, _, _, score_bids) in enumerate(settled):
         lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
         value = rewards[t] + GAMMA * lookahead
         if auction == "env":
             want[t, winner] = rewards[t]
-        elif score_bid is not None:
-            want[t, winner] = -(score_bid - value) ** 2 / 2
-        else:
-            want[t, winner] = value - paid
+            continue
+        want[t, winner] = value - paid
+        for b, bid in score_bids.items():
+            want[t, b] = -(bid - value) ** 2 / 2
     return want
 
 
 def naive_market_balance(settled, rewards, offered):
     """What the market keeps over the usual auction, summed over the offers."""
     total = 0.0
-    for t, (_, paid, usual_paid, _, score_bid) in enumerate(settled):
+    for t, (_, paid, usual_paid, _, score_bids) in enumerate(settled):
         if offered[t] >= 0:
             lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
             value = rewards[t] + GAMMA * lookahead
-            kept = paid if score_bid is None else value + (score_bid - value) ** 2 / 2
+            kept = value + sum((bid - value) ** 2 / 2 for bid in score_bids.values()) if score_bids else paid
             total += kept - usual_paid
     return total
 
@@ -109,21 +112,24 @@ def test_utilities_with_offers_are_the_naive_loops(auction, seed):
         naive_market_balance(settled, rewards, offered))
 
 
+@pytest.mark.parametrize("clones", [1, 2, 3])
 @pytest.mark.parametrize("auction", AUCTIONS)
 @pytest.mark.parametrize("seed", range(5))
-def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(auction, seed):
+def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(auction, seed, clones):
     rng = np.random.default_rng(100 + seed)
     bids, active, offered, prices = random_episode(rng)
     scored = rng.random(len(bids)) < 0.5
     assert (scored & (offered >= 0)).any() and (~scored & (offered >= 0)).any()
     rewards, discounts = rng.normal(size=len(bids)), np.full(len(bids), GAMMA)
-    settled = naive_settlement(bids, active, offered, prices, auction, scored)
-    have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices, scored)
+    settled = naive_settlement(bids, active, offered, prices, auction, scored, clones)
+    have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices, scored, clones)
     np.testing.assert_allclose(have, naive_utilities(settled, rewards, auction), atol=1e-12)
-    outcomes = auction_outcomes(bids, active, auction, offered, prices, scored)
+    outcomes = auction_outcomes(bids, active, auction, offered, prices, scored, clones)
     assert outcomes.winners.tolist() == [s[0] for s in settled]
     np.testing.assert_allclose(outcomes.paid, [s[1] for s in settled])
-    assert outcomes.scored.tolist() == [s[4] is not None for s in settled]
+    assert [set(np.flatnonzero(row)) for row in outcomes.scored] == [set(s[4]) for s in settled]
+    if clones > 1:  # some scored offer scores more than the offered bidder
+        assert (outcomes.scored.sum(axis=1) > 1).any()
     assert outcomes.bought[scored & (offered >= 0)].all()
     assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
         naive_market_balance(settled, rewards, offered))
@@ -211,7 +217,7 @@ def test_the_env_records_offers_and_summarizes_them(exploration):
     assert all(r["scored"] == (exploration["kind"] == "scored" and r["offer"] >= 0) for r in records)
     column = lambda key: [r[key] for r in records]  # noqa: E731
     settled = naive_settlement(column("bids"), column("active"), column("offer"), column("offer_price"), "ccv",
-                               column("scored"))
+                               column("scored"), env.clones)
     for r, (winner, paid, *_) in zip(records, settled):
         assert r["winner"] == winner and r["price"] == pytest.approx(paid)
         assert r["bought"] == (r["offer"] >= 0 and (r["scored"] or r["bids"][r["offer"]] >= r["offer_price"]))

@@ -56,14 +56,14 @@ def test_agent_ids_map_to_their_primitives_module():
 # ------------------------------------------------------------------------------ exact credit
 
 
-def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tuple[int, int], float]:
+def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: int = 1) -> dict[tuple[int, int], float]:
     """{(step, bidder): utility} of every active bidder at every auction of one episode, with the
     env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
     (R - lo) / (hi - lo) at the episode's last auction. An exploration offer (the record's
     ``offer`` >= 0) goes to one bidder at ``offer_price``: it buys if its bid is at least the
     price (wins, pays the price), else the auction runs without it; a scored offer (``scored``)
-    always goes through, and the bidder, bidding b, earns -(b - v)^2 / 2, v its reward plus
-    discounted lookahead. The
+    always goes through, and the bidder and the other active clones of its primitive, bidding b,
+    earn -(b - v)^2 / 2, v the step's reward plus discounted lookahead. The
     seller of each state is paid that state's usual price, over all active bids."""
     lo, hi = value_range
 
@@ -80,21 +80,21 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
         return active, winner, price
 
     def settle(record):
-        """(winner, what it pays, its bid if it is scored, else None)."""
+        """(winner, what it pays, whether it is a scored offer)."""
         _, winner, price = clear(record)
         offer = record.get("offer", -1)
         if offer >= 0 and record.get("scored"):
-            return offer, 0.0, record["bids"][offer]
+            return offer, 0.0, True
         if offer >= 0 and record["bids"][offer] >= record["offer_price"]:
-            return offer, record["offer_price"], None
+            return offer, record["offer_price"], False
         if offer >= 0:
             _, winner, price = clear(record, without=offer)
-        return winner, (record["bids"][winner] if auction == "bb" else price), None
+        return winner, (record["bids"][winner] if auction == "bb" else price), False
 
     utilities = {}
     for t, record in enumerate(records):
         active, _, _ = clear(record)
-        winner, paid, score_bid = settle(record)
+        winner, paid, scored = settle(record)
         next_bid = next_price = 0.0
         if t + 1 < len(records):
             _, next_winner, next_price = clear(records[t + 1])
@@ -105,9 +105,11 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0)) -> dict[tu
             won = reward
         else:  # ccv: the seller gets the next usual second price; v, bb: the next usual winning bid
             value = reward + record["discount"] * (next_price if auction == "ccv" else next_bid)
-            won = value - paid if score_bid is None else -(score_bid - value) ** 2 / 2
+            won = value - paid
         for b in active:
             utilities[(t, b)] = won if b == winner else 0.0
+            if scored and auction != "env" and b // clones == winner // clones:
+                utilities[(t, b)] = -(record["bids"][b] - value) ** 2 / 2
     return utilities
 
 
@@ -132,7 +134,7 @@ def expected_samples(chunks, auction: str, clones: int, later=(), value_range=(0
     samples = defaultdict(list)
     for episode_id, sampled in auction_records(chunks).items():
         ordered = [known[episode_id][t] for t in range(len(known[episode_id]))]  # every step, in order
-        utilities = oracle(ordered, auction, value_range)
+        utilities = oracle(ordered, auction, value_range, clones)
         for (t, b), utility in utilities.items():
             if t + 1 in sampled or (t in sampled and ordered[t]["last"]):
                 samples[f"p{b // clones}"].append((float(np.float32(ordered[t]["bids"][b])), utility))
@@ -179,7 +181,7 @@ CASES = {
     # Exploration offers in half the auctions, bought and declined (`rllib_society.exploration`).
     "ccv_offers": {"auction": "ccv", "exploration": {"kind": "offers", "rate": 0.5}},
     "bb_offers_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4, "exploration": {"kind": "offers", "rate": 0.5}},
-    "v_scored_dropout": {"auction": "v", "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5}},
+    "v_scored_dropout": {"auction": "v", "clones": 3, "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5}},
 }
 
 
