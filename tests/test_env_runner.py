@@ -26,7 +26,8 @@ def fast(fragment, **overrides):
 
     options = overrides.pop("options_env", None)
     config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
-                                                "num_envs_per_env_runner": 3, "exploration": None, **overrides})
+                                                "num_envs_per_env_runner": 3, **overrides},
+                         [] if "exploration" in overrides else ["exploration=null"])  # None overrides nothing
     algo_config = society_ppo_config(config)
     if options:
         algo_config.society(**options)
