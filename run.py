@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rllib_society.auction import AUCTIONS
+from rllib_society import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
 from experiments.config import ALGOS
 from experiments.config_files import load_config, load_grid

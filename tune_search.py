@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from rllib_society.auction import AUCTIONS
+from rllib_society import AUCTIONS
 from experiments.cli import add_shared_flags, shared_overrides
 from experiments.config_files import load_config, load_grid
 from experiments.preflight import check_local_cpus

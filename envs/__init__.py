@@ -1,5 +1,6 @@
 """The project's envs (toy MDPs, Mental Rotation, TwoRooms); importing this package registers
-their gymnasium ids (time limits are gymnasium TimeLimit truncations). `ENV_IDS` lists the ids."""
+their gymnasium ids (time limits are gymnasium TimeLimit truncations). `ENV_IDS` lists the ids;
+`importable_env_id` names one so that any process that makes it imports this package first."""
 
 import gymnasium as gym
 
@@ -20,3 +21,10 @@ ENV_IDS: tuple[str, ...] = tuple(_SPECS)
 for _env_id, (_entry_point, _max_steps, _kwargs) in _SPECS.items():
     if _env_id not in gym.registry:
         gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps, kwargs=_kwargs)
+
+
+def importable_env_id(env_id: str) -> str:
+    """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
+    package, which registers them, in whichever process makes the env (a remote env runner too),
+    so the library needs no import of the project's envs."""
+    return f"envs:{env_id}" if env_id in ENV_IDS else env_id

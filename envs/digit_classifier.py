@@ -3,14 +3,11 @@ the clean training digits and cached outside the source tree (``$RLLIB_SOCIETY_C
 ``~/.cache/rllib-society/models``). `ensure_classifier` trains it when the file is absent, so
 the first env made (by `run.py`'s check, before Ray starts) pays for it once.
 
-Train (and report) it ahead of time::
-
-    python -m envs.digit_classifier [--data digits|mnist] [--mnist-dir DIR]
+Train (and report) it ahead of time with ``python -m envs.train_classifier``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -133,44 +130,3 @@ def load_classifier(path: str | Path, canvas: int = 32) -> DigitClassifier:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: train (and report) the classifier
-# ----------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Trains, saves and reports the classifier: clean accuracy, the floor (transformed digits,
-    uncorrected) and the accuracy after the inverse transforms (the society's ceiling)."""
-    from envs.mental_rotation import MentalRotationEnv  # the report uses the env's test episodes
-
-    train = argparse.ArgumentParser(description="Train the Mental Rotation classifier.")
-    train.add_argument("--data", choices=DATA_SOURCES, default="digits")
-    train.add_argument("--mnist-dir", help="folder with MNIST's IDX files (for --data mnist)")
-    train.add_argument("--canvas", type=int, default=32)
-    train.add_argument("--epochs", type=int, help="passes over the training digits")
-    train.add_argument("--output", help="where to save it (default: <cache>/models/<data>_canvas<N>_classifier.pt)")
-    args = train.parse_args(argv)
-
-    started = time.time()
-    model, accuracy = train_classifier(args.data, args.canvas, args.mnist_dir, args.epochs)
-    path = resolve_path(args.output or default_classifier_path(args.data, args.canvas))
-    save_classifier(model, path, data=args.data, clean_test_accuracy=accuracy)
-    env = MentalRotationEnv(args.data, args.mnist_dir, args.canvas, "test", classifier_path=str(path))
-    episodes = env.test_episodes()
-    floor = np.mean(model.predict(episodes["images"]) == episodes["labels"])
-    corrected = episodes["images"]
-    for step in range(2):
-        corrected = env.apply(corrected, np.array([inv[step] for inv in episodes["inverse"]]))
-    undone = np.mean(model.predict(corrected) == episodes["labels"])
-    print(f"saved {path} ({time.time() - started:.0f} s)\n"
-          f"test digits: {len(episodes['labels'])}\n"
-          f"clean accuracy (untransformed):          {accuracy:.3f}\n"
-          f"floor accuracy (transformed, uncorrected): {floor:.3f}\n"
-          f"accuracy after the inverse transforms:   {undone:.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,11 +10,10 @@ from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from rllib_society import MODULES_SUBDIR, BaseEnv, latest_checkpoint, make_base_env, SocietyPPOConfig
-from rllib_society.semi_mdp import SemiMDPPPOLearner
+from rllib_society import MODULES_SUBDIR, BaseEnv, SemiMDPPPOLearner, SocietyPPOConfig, latest_checkpoint, make_base_env
+from envs import importable_env_id
 from experiments.callbacks import MonolithicMetricsCallback, SocietyMetricsCallback
 from experiments.config import ExperimentConfig, make_config
-from experiments.preflight import importable_env_id
 
 
 def build_algo_config(config: ExperimentConfig) -> PPOConfig:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from envs import importable_env_id
 from rllib_society import SAMPLERS, FieldError, check_society_settings, retired_reward_scale
 
 #: What trains: a society of bidders, or one PPO policy choosing among the same primitives.
@@ -179,8 +180,6 @@ class ExperimentConfig(BaseModel):
 
     def society_config(self) -> dict[str, Any]:
         """The `AuctionEnv` config (plain values, so a Tune grid can replace them)."""
-        from experiments.preflight import importable_env_id  # preflight imports this module
-
         return {
             "env": importable_env_id(self.env),
             "env_config": dict(self.env_config),

@@ -1,6 +1,5 @@
 """Checks before Ray starts that touch the disk or make the env: the checkpoints a config names
-exist, and the env exists and suits a society (`validate`); and the env id as the library gets it
-(`importable_env_id`)."""
+exist, and the env exists and suits a society (`validate`)."""
 
 from __future__ import annotations
 
@@ -114,15 +113,6 @@ def check_local_cpus(configs: list[ExperimentConfig]) -> None:
                 f"rllib.num_learners={algo_config.num_learners} x rllib.num_cpus_per_learner="
                 f"{algo_config.num_cpus_per_learner}) but this machine has {have}: lower those (fractions are "
                 f"fine), or join a cluster with --address.")
-
-
-def importable_env_id(env_id: str) -> str:
-    """``envs:<id>`` for this project's own ids (else `env_id`): gymnasium imports the ``envs``
-    package, which registers them, in whichever process makes the env (a remote env runner too),
-    so the library needs no import of the project's envs."""
-    import envs
-
-    return f"envs:{env_id}" if env_id in envs.ENV_IDS else env_id
 
 
 def check_env(env_id: str, env_config: dict) -> None:

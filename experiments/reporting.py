@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rllib_society.metrics import EXPLORATION_METRICS
+from rllib_society import EXPLORATION_METRICS
 
 #: Result keys (Tune's flattened form, as in progress.csv).
 ENV_STEPS = "num_env_steps_sampled_lifetime"

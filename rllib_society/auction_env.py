@@ -18,6 +18,7 @@ import numpy as np
 from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
 from rllib_society.errors import FieldError
 from rllib_society.exploration import draw_offer, exploration_settings, scheduled_rate
+from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
 
@@ -128,22 +129,6 @@ def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = No
     finally:
         if made:
             env.close()
-
-
-def bidder_observation_space(state_space: gym.Space) -> gym.spaces.Box:
-    """What a bidder observes of a state: Discrete states one-hot, other states as float32."""
-    if isinstance(state_space, gym.spaces.Discrete):
-        return gym.spaces.Box(0.0, 1.0, (int(state_space.n),), np.float32)
-    return gym.spaces.Box(state_space.low, state_space.high, state_space.shape, np.float32)
-
-
-def bidder_observation(state, state_space: gym.Space) -> np.ndarray:
-    """What a bidder observes of `state` (in `bidder_observation_space`)."""
-    if not isinstance(state_space, gym.spaces.Discrete):
-        return np.asarray(state, dtype=np.float32)
-    one_hot = np.zeros(int(state_space.n), dtype=np.float32)
-    one_hot[int(state)] = 1.0
-    return one_hot
 
 
 def society_spaces(society_config: dict[str, Any]) -> tuple[int, gym.spaces.Box]:

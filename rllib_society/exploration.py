@@ -115,6 +115,7 @@ def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: 
     if rate <= 0.0 or rng.random() >= rate:
         return -1, 0.0
     by_primitive = np.asarray(active, dtype=bool).reshape(-1, clones)
-    primitive = rng.choice(np.flatnonzero(by_primitive.any(axis=1)))
-    clone = rng.choice(np.flatnonzero(by_primitive[primitive]))
-    return int(primitive * clones + clone), float(rng.random())
+    primitives = np.flatnonzero(by_primitive.any(axis=1))
+    primitive = int(primitives[rng.integers(len(primitives))])
+    bidders = np.flatnonzero(by_primitive[primitive])
+    return primitive * clones + int(bidders[rng.integers(len(bidders))]), float(rng.random())

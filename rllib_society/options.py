@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from rllib_society.observations import bidder_observation_space
+
 
 class Policy(Protocol):
     def act(self, observation: np.ndarray) -> int: ...
@@ -117,7 +119,7 @@ class SocietyPolicy:
 
     Args:
         modules: the society's RLModules in primitive order (`load_modules`).
-        encode: state -> what a bidder observes (`auction_env.bidder_observation`).
+        encode: state -> what a bidder observes (`observations.bidder_observation`).
         clones: bidders per primitive (they share their primitive's bid distribution).
         bids: one of `OPTION_BIDS`.
     """
@@ -159,7 +161,6 @@ def check_option(checkpoint: str | Path, env: gym.Env, name: str = "option") -> 
     """Raises ValueError, naming the option (`name`) and what does not fit, unless the
     checkpoint can act on `env` (the primitives' env): a policy's actions are the env's; a
     society's primitives are the env's actions and its bidders observe the env's states."""
-    from rllib_society.auction_env import bidder_observation_space
     from rllib_society.checkpoints import DEFAULT_MODULE_ID, load_modules, saved_society_config
 
     try:
