@@ -31,7 +31,7 @@ EPISODE_INFO = "episode"
 TRUNCATIONS = ("end", "bootstrap")
 
 DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
-    "env": "Chain-v0",
+    "env": None,  # required: the extension registers no env of its own
     "env_config": {},
     "auction": "ccv",
     "clones": 2,
@@ -70,8 +70,16 @@ def primitive_name(primitive: int) -> str:
     return f"p{primitive}"
 
 
+def check_env_id(env_id: Any) -> None:
+    """Raises `FieldError` unless `env_id` is a gymnasium id (a non-empty string)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise FieldError("env", env_id, "a gymnasium id with Discrete actions (or 'module:EnvId'), "
+                                        "e.g. 'FrozenLake-v1'")
+
+
 def make_base_env(env_id: str, env_config: dict | None = None) -> gym.Env:
     """Makes the wrapped env by gymnasium id (``module:EnvId`` ids import their module)."""
+    check_env_id(env_id)
     return gym.make(env_id, **(env_config or {}))
 
 
@@ -179,7 +187,7 @@ class AuctionEnv(gym.Env):
     arrive together as one action.
 
     Config keys (``env_config`` of the RLlib config), defaults in `DEFAULT_SOCIETY_CONFIG`:
-        env: gymnasium id of the wrapped env. env_config: its constructor arguments.
+        env: gymnasium id of the wrapped env (required). env_config: its constructor arguments.
         auction: the auction whose utilities the episode summary reports (see `AUCTIONS`).
         clones: bidders per primitive (1 = solitary society).
         dropout: probability that a bidder sits out a whole episode (at most all but two do).

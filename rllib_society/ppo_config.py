@@ -71,7 +71,7 @@ class SocietyPPOConfig(PPOConfig):
     Example::
 
         config = (SocietyPPOConfig()
-                  .society(env="Chain-v0", auction="ccv", clones=2)
+                  .society(env="FrozenLake-v1", env_config={"is_slippery": False})
                   .training(lr=1e-3, train_batch_size_per_learner=400))
         algo = config.build_algo()
         algo.train()

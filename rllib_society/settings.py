@@ -10,7 +10,7 @@ from numbers import Real
 from typing import Any
 
 from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
-from rllib_society.auction_env import TRUNCATIONS
+from rllib_society.auction_env import TRUNCATIONS, check_env_id
 from rllib_society.errors import FieldError
 from rllib_society.exploration import exploration_settings
 from rllib_society.options import OPTION_BIDS
@@ -36,8 +36,7 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not ok(value):
             raise FieldError(name, value, ("None or " if optional else "") + allowed)
 
-    if not isinstance(config["env"], str) or not config["env"]:
-        raise FieldError("env", config["env"], "a gymnasium id (or 'module:EnvId')")
+    check_env_id(config["env"])
     if not isinstance(config["env_config"], dict):
         raise FieldError("env_config", config["env_config"], "a dict of the env's constructor arguments")
     one_of("sampler", SAMPLERS, sampler)

@@ -34,7 +34,7 @@ def ray_session():
 
 
 #: Test modules whose every test runs one of the project's scripts (a Ray run in a subprocess).
-SCRIPT_MODULES = {"test_run.py", "test_examples.py", "test_readme.py", "test_two_rooms_pipeline.py"}
+SCRIPT_MODULES = {"test_run.py", "test_examples.py", "test_package.py", "test_two_rooms_pipeline.py"}
 
 
 def pytest_collection_modifyitems(config, items):
