@@ -90,11 +90,12 @@ class TorchBeta(TorchDistribution):
 
     @override(TorchDistribution)
     def sample(self, *, sample_shape=()) -> torch.Tensor:
-        return self._dist.sample(sample_shape).clamp(BID_EPSILON, 1 - BID_EPSILON)
+        # RLlib's sample_and_logp passes sample_shape=None.
+        return self._dist.sample(sample_shape or ()).clamp(BID_EPSILON, 1 - BID_EPSILON)
 
     @override(TorchDistribution)
     def rsample(self, *, sample_shape=()) -> torch.Tensor:
-        return self._dist.rsample(sample_shape).clamp(BID_EPSILON, 1 - BID_EPSILON)
+        return self._dist.rsample(sample_shape or ()).clamp(BID_EPSILON, 1 - BID_EPSILON)
 
     @staticmethod
     @override(TorchDistribution)

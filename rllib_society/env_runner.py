@@ -24,6 +24,8 @@ from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
+    NUM_AGENT_STEPS_SAMPLED,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
     NUM_ENV_STEPS_SAMPLED,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
     NUM_EPISODES,
@@ -272,7 +274,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         # A cut's pricing auction (truncation: bootstrap) set the cut auction's lookahead; its own
         # bids earned nothing and are not trained.
         train = ready - int(done and ready > 0 and bool(records[ready - 1].get("pricing")))
-        columns = {key: np.asarray(rows[key][:train], dtype=np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
+        columns = {key: np.asarray(rows[key][:train], dtype=np.float32).reshape(train, *np.shape(rows[key][0]))
+                   if rows[key] else np.zeros((0,), np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
         chunk = AuctionChunk(
             id_=episode.id_, **columns,
             utilities=utilities[:train].astype(np.float32), active=env.active.copy(),
@@ -300,10 +303,12 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         per_primitive = np.zeros(env.num_primitives)
         for chunk in chunks:
             per_primitive += chunk.sampled_steps * chunk.active.reshape(env.num_primitives, env.clones).sum(axis=1)
+        # A primitive's bidders are its module's agents: agent steps are counted per primitive,
+        # which PPO reads with count_steps_by="agent_steps" (RLlib's runner: per agent id).
         for k, count in enumerate(per_primitive):
-            self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED, primitive_name(k)), int(count), reduce="sum")
-            self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED_LIFETIME, primitive_name(k)), int(count),
-                                   reduce="lifetime_sum")
+            for key, reduce in ((NUM_MODULE_STEPS_SAMPLED, "sum"), (NUM_MODULE_STEPS_SAMPLED_LIFETIME, "lifetime_sum"),
+                                (NUM_AGENT_STEPS_SAMPLED, "sum"), (NUM_AGENT_STEPS_SAMPLED_LIFETIME, "lifetime_sum")):
+                self.metrics.log_value((key, primitive_name(k)), int(count), reduce=reduce)
 
 
 def _defined(name: str, callbacks: list, functions) -> bool:

@@ -35,6 +35,12 @@ def test_samples_stay_inside_and_logp_is_finite_at_the_edges():
     assert torch.isfinite(dist.logp(torch.tensor([[0.0], [1.0]]))).all()
 
 
+def test_rllibs_sample_and_logp_works():
+    dist = TorchBeta.from_logits(logits(0.3, 1.0))
+    bids, logp = dist.sample_and_logp()  # RLlib's TorchDistribution passes sample_shape=None
+    assert bids.shape == (1, 1) and torch.allclose(logp, dist.logp(bids))
+
+
 def test_deterministic_bid_is_the_mean_and_kl_is_zero_to_itself():
     dist = TorchBeta.from_logits(logits(0.7, 2.0))
     assert torch.allclose(dist.to_deterministic().sample(), dist.alpha / (dist.alpha + dist.beta))

@@ -176,6 +176,16 @@ def test_count_steps_by_counts_what_a_fragment_holds(count_steps_by):
     runner.stop()
 
 
+def test_ppo_trains_counting_agent_steps(ray_session):
+    """PPO's sampling loop sums the runner's agent steps when it counts by them."""
+    algo = society_config().multi_agent(count_steps_by="agent_steps").build_algo()
+    result = algo.train()
+    algo.stop()
+    sampled = result["env_runners"]["num_agent_steps_sampled_lifetime"]
+    env_steps = result["env_runners"]["num_env_steps_sampled_lifetime"]
+    assert sum(sampled.values()) == 6 * env_steps >= 64  # 3 primitives x 2 clones; the batch: 64 agent steps
+
+
 @pytest.mark.parametrize("batch_mode", ["truncate_episodes", "complete_episodes"])
 def test_batch_mode_gives_fragments_or_whole_episodes(batch_mode):
     runner = SocietyEnvRunner(config=society_config().env_runners(batch_mode=batch_mode, rollout_fragment_length=3))
