@@ -96,7 +96,7 @@ class ExperimentConfig(BaseModel):
     baseline_discount: Literal["semi_mdp", "per_step"] = "semi_mdp"
     """How the monolithic baseline over options discounts what follows an option of L env steps:
     by gamma ** L as the society does ("semi_mdp"), or by one gamma per option (RLlib's GAE;
-    the baseline before session 9)."""
+    the baseline before commit 1dc24de)."""
 
     # Bidder networks (RLlib's default PPO module with Beta bids)
     fcnet_hiddens: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [16])
@@ -111,7 +111,7 @@ class ExperimentConfig(BaseModel):
     # PPO (memoryless bidders: advantage = u_t - V(s_t))
     standardize_advantages: bool = True
     """Standardize advantages per primitive as RLlib's GAE does per policy; false gives the spec's exact
-    u_t - V(s_t). Measured no better on Bandit or Chain (README), so RLlib's default stays."""
+    u_t - V(s_t). Measured no better on Bandit or Chain (docs/results.md), so RLlib's default stays."""
     lr: float | list = 1e-3
     """Learning rate, or RLlib's schedule [[env_step, lr], ...] (linear in between; starts at 0)."""
     entropy_coeff: Annotated[float, Field(ge=0)] = 0.0
@@ -259,7 +259,7 @@ CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 def make_config(values: dict[str, Any]) -> ExperimentConfig:
     """`ExperimentConfig(**values)`, with pydantic's errors reworded as `ValueError`s naming
     the field, its value and what is allowed (unknown keys with the nearest names)."""
-    if "reward_scale" in values:  # retired in session 7
+    if "reward_scale" in values:  # retired at commit 52aff44
         raise retired_reward_scale(values["reward_scale"])
     for key in values:
         check_key(key)

@@ -19,7 +19,7 @@ SHIPPING_EXCLUDES = [".git", "runs", "benchmarks/results", "*.png", "__pycache__
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Joins the cluster at `address`, or starts an embedded local Ray (with `num_cpus` logical
     CPUs to hand out, default the machine's); does nothing if Ray is already initialised (e.g.
-    by a test session).
+    by the test suite's fixture).
 
     On a cluster, Ray ships the project folder to every node (runtime_env ``working_dir``), so
     other machines need only the same Python packages, not a checkout.

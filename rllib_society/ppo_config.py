@@ -36,7 +36,7 @@ def _model(config, key: str, default=None):
 
 #: RLlib settings the fast path does not honour, so `validate` refuses them there: the setting,
 #: whether a config sets it, and what the fast path does in its place. Every other setting keeps
-#: its meaning (README: "RLlib settings on the fast path").
+#: its meaning (docs/design.md: "RLlib settings on the fast path").
 FAST_PATH_REFUSES = [
     ("env_to_module_connector", lambda c: c._env_to_module_connector is not None
      or not c.add_default_connectors_to_env_to_module_pipeline,

@@ -1,4 +1,4 @@
-"""Shared test fixtures: one Ray instance per test session, nothing written outside tmp, and each
+"""Shared test fixtures: one Ray instance for the whole test run, nothing written outside tmp, and each
 test marked with its kind (`pytest -m unit` runs the fast ones)."""
 
 import os
@@ -17,7 +17,7 @@ os.environ["HOME"] = TEST_HOME
 
 
 def pytest_unconfigure(config):
-    """Removes the temp HOME this test session made (and only it)."""
+    """Removes the temp HOME this test run made (and only it)."""
     shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 

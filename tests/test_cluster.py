@@ -141,7 +141,7 @@ def test_a_chaos_run_loses_nothing(tmp_path):
     # The short version of benchmarks/chaos.py: on its own two-node cluster, env runners killed
     # every 10 s (pids from that cluster's actor table) and the driver killed once and resumed.
     # At 20k env steps the bid error is still falling fast (0.27 to 0.16 over the last 10
-    # iterations of one run) and three runs of seed 0 ended at 0.06-0.17 (README), so "within
+    # iterations of one run) and three runs of seed 0 ended at 0.06-0.17 (docs/results.md), so "within
     # noise" is a 0.12 difference here; the greedy return must still be the same.
     report = tmp_path / "chaos.json"
     done = script("benchmarks/chaos.py", "--stop-timesteps", "20000", "--kill-every", "10", "--bid-tolerance", "0.12",
@@ -213,6 +213,6 @@ def test_two_learners_on_two_nodes_learn_what_one_learner_learns():
     assert two["same_weights"]  # the all-reduced update kept both learners' modules identical
     # Both learn Chain: the goal in 5 steps, bids near Q*. The sampling is not deterministic (two
     # nodes), and one iteration's bid error moves by ~0.04 from the next, so the test takes the
-    # mean of the last 10 iterations (0.06-0.11 for either over seeds 0-3 and reruns, README).
+    # mean of the last 10 iterations (0.06-0.11 for either over seeds 0-3 and reruns, docs/results.md).
     for run in (one, two):
         assert run["greedy_return"] == pytest.approx(0.8) and run["bid_error"] < 0.15, run

@@ -1,6 +1,6 @@
 """RLlib's contract on the fast path: each `PPOConfig` setting is honoured as RLlib's stock learner
 and env runner honour it (a test that fails if the setting is ignored), or `validate()` refuses
-it, naming the setting and ``sampler='stock'`` (README: "RLlib settings on the fast path")."""
+it, naming the setting and ``sampler='stock'`` (docs/design.md: "RLlib settings on the fast path")."""
 
 from __future__ import annotations
 
