@@ -17,8 +17,8 @@ SHIPPING_EXCLUDES = [".git", "runs", "benchmarks/results", "*.png", "__pycache__
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Joins the cluster at `address`, or starts an embedded local Ray (with `num_cpus` logical
-    CPUs to hand out, default the machine's); does nothing if Ray is already initialised (e.g.
+    """Joins the cluster at `address`, or starts an embedded local Ray of its own (with `num_cpus`
+    logical CPUs to hand out, default the machine's), even beside a running cluster; does nothing if Ray is already initialised (e.g.
     by the test suite's fixture).
 
     On a cluster, Ray ships the project folder to every node (runtime_env ``working_dir``), so
@@ -32,5 +32,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     runtime_env: dict[str, Any] = {"env_vars": {k: os.environ[k] for k in RAY_ENV_VARS}}
     if address is not None:
         runtime_env.update(working_dir=str(PROJECT_ROOT), excludes=SHIPPING_EXCLUDES)
-    ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
+    # "local": a new embedded Ray even when a cluster runs on this machine (ray.init(None) would
+    # join the latest one it finds, and die with it).
+    ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
              logging_level=logging.WARNING)

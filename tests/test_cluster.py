@@ -87,6 +87,22 @@ def test_run_py_trains_on_an_existing_cluster(head_node, tmp_path):
     assert worker_logs_mentioning(temp_dir, "SocietyPPO")  # the trial ran on the head node's workers
 
 
+def test_without_an_address_the_app_starts_its_own_ray_even_beside_a_running_cluster(monkeypatch):
+    """ray.init() with no address joins the cluster that the latest `ray start` on this machine
+    recorded in /tmp/ray (and dies with it); the app must start its own local Ray instead."""
+    import ray
+
+    from experiments.ray_setup import init_ray
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    init_ray()
+    init_ray(address="10.0.0.1:6379")
+    assert [call["address"] for call in calls] == ["local", "10.0.0.1:6379"]
+    assert "working_dir" not in calls[0]["runtime_env"] and "working_dir" in calls[1]["runtime_env"]
+
+
 def test_tune_search_runs_on_an_existing_cluster(head_node, tmp_path):
     address, _ = head_node
     output = tmp_path / "search"

@@ -410,9 +410,10 @@ def test_p1_loaded_with_assign_into_a_running_society_is_what_it_bids_with():
     config = load_config("configs/chain.yaml", {"num_envs_per_env_runner": 2, "env_config": {"num_actions": 4}})
     runner = SocietyEnvRunner(config=build_algo_config(config))
     runner.sample()  # forward passes: the stacks are tied
+    open_before = {episode.id_ for episode in runner._open}  # each holds its last auction, bid before the change
     _change_p1(runner.module, "load_state_dict(assign=True)")
     for chunk in filter(len, runner.sample()):
-        carried = int(chunk.records[0]["step"] > 0)  # an episode's open auction, bid before the change
+        carried = int(chunk.id_ in open_before)
         own = runner.module["p1"]._forward({Columns.OBS: torch.as_tensor(chunk.obs)})[Columns.ACTION_DIST_INPUTS]
         np.testing.assert_allclose(chunk.bid_inputs[carried:, 1], own.detach().numpy()[carried:], atol=1e-6)
     runner.stop()
