@@ -13,21 +13,33 @@ SOURCES = ("README.md", "docs", "rllib_society", "experiments", "envs", "benchma
 
 
 def relative_links(text: str) -> list[str]:
-    """Targets of markdown links and images that are not URLs or in-page anchors."""
+    """Targets (``path`` or ``path#anchor``) of markdown links and images that are not URLs or
+    in-page anchors."""
     targets = re.findall(r"\]\(([^)\s]+)\)", text)
-    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    return [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub makes of a markdown file's headings: lower case, punctuation dropped,
+    spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
 
 
 def test_the_link_finder_finds_links_and_images():
     text = "see [a](docs/a.md#x), ![b](b.png), [c](https://x.org) and [d](#here)"
-    assert relative_links(text) == ["docs/a.md", "b.png"]
+    assert relative_links(text) == ["docs/a.md#x", "b.png"]
+    assert anchors("# A title\n## Chain: 100k env steps (its YAML's), 6 seeds\n```\n# not one\n```") == {
+        "a-title", "chain-100k-env-steps-its-yamls-6-seeds"}
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
 def test_every_relative_link_resolves_inside_the_repository(doc):
     for target in relative_links(doc.read_text()):
-        path = (doc.parent / target).resolve()
+        name, _, anchor = target.partition("#")
+        path = (doc.parent / name).resolve()
         assert path.exists() and ROOT in path.parents, f"{doc.name}: {target}"
+        assert not anchor or anchor in anchors(path.read_text()), f"{doc.name}: {target} (no such heading)"
 
 
 def test_no_file_speaks_of_work_sessions():
