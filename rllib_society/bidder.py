@@ -19,13 +19,21 @@ from ray.rllib.utils.annotations import override
 BID_EPSILON = 1e-4
 #: Floor of the Beta parameters (float32 saturation could otherwise make one 0).
 MIN_CONCENTRATION = 1e-6
+#: Smooth floor of the concentration alpha + beta. Below about 1e-3, torch's Beta sampler (a
+#: ratio of two Gamma samples that underflow to 0) no longer draws from the distribution whose
+#: log-probability PPO trains: at alpha = 3e-4, beta = 1e-6 (mean 0.997) its samples average 0.60.
+#: A bidder that collapsed there never recovered (Chain-128, docs/results.md). At 1 and above the
+#: sampler is exact; the floor leaves every concentration above about 1.5 unchanged.
+CONCENTRATION_FLOOR = 1.0
+_FLOOR_SHARPNESS = 10.0
 #: softplus(0 + offset) = 2: at a zero network output alpha = beta = 1, uniform bids.
 _CONCENTRATION_OFFSET = math.log(math.expm1(2.0))
 
 
 class TorchBeta(TorchDistribution):
     """Beta(alpha, beta) over one bid, from a mean m = sigmoid(x0) and a concentration
-    nu = softplus(x1): alpha = m * nu, beta = (1 - m) * nu (the released code's parameterisation).
+    nu = softplus(x1): alpha = m * nu, beta = (1 - m) * nu (the released code's parameterisation),
+    with nu floored smoothly at `CONCENTRATION_FLOOR`.
 
     The softplus matters: under Adam it lets nu grow only about linearly in updates, a built-in
     annealing of the bid noise. A log concentration (nu = 2 exp(x1)) was measured to collapse the
@@ -107,6 +115,8 @@ class TorchBeta(TorchDistribution):
     def from_logits(cls, logits: torch.Tensor, **kwargs) -> "TorchBeta":
         mean_logit, concentration_logit = logits.chunk(2, dim=-1)
         concentration = torch.nn.functional.softplus(concentration_logit + _CONCENTRATION_OFFSET)
+        concentration = CONCENTRATION_FLOOR + torch.nn.functional.softplus(
+            concentration - CONCENTRATION_FLOOR, beta=_FLOOR_SHARPNESS)
         # sigmoid(-x), not 1 - sigmoid(x), which rounds to 0 for x > 17 in float32; the floor
         # keeps both parameters positive even for saturated outputs (bids drifting to 1, as
         # under the `env` auction, crashed a run with beta = 0).

@@ -29,7 +29,7 @@ def test_mean_is_sigmoid_and_concentration_is_softplus():
 
 
 def test_samples_stay_inside_and_logp_is_finite_at_the_edges():
-    dist = TorchBeta.from_logits(logits(-6.0, -3.0))  # U-shaped, mass piled at 0
+    dist = TorchBeta.from_logits(logits(-6.0, -3.0))  # J-shaped, mass piled at 0
     samples = dist.sample(sample_shape=(1000,))
     assert float(samples.min()) > 0 and float(samples.max()) < 1
     assert torch.isfinite(dist.logp(torch.tensor([[0.0], [1.0]]))).all()
@@ -56,6 +56,22 @@ def test_saturated_outputs_keep_a_valid_distribution():
         assert torch.isfinite(dist.logp(torch.tensor([[0.5]]))).all()
     bid = TorchBeta.from_logits(logits(20.0, 0.0)).to_deterministic().loc
     assert float(bid) > 0.999
+
+
+def test_a_collapsing_concentration_is_floored_so_samples_follow_the_mean():
+    # A Chain-128 bidder collapsed to alpha = 3e-4, beta = 1e-6: mean 0.997, but torch's sampler
+    # (two underflowing Gamma samples) drew bids averaging 0.60. The floor keeps alpha + beta >= 1.
+    torch.manual_seed(0)
+    for concentration_logit in (-8.0, -30.0, -200.0):
+        dist = TorchBeta.from_logits(logits(5.8, concentration_logit))
+        assert float(dist.alpha + dist.beta) >= 1.0
+        mean = float(dist.to_deterministic().loc)
+        assert abs(float(dist.sample(sample_shape=(20000,)).mean()) - mean) < 0.005
+    # Above the floor's reach the concentration is softplus's, unchanged.
+    for concentration_logit in (0.0, 1.0, 5.0):
+        dist = TorchBeta.from_logits(logits(0.3, concentration_logit))
+        softplus = torch.nn.functional.softplus(torch.tensor(concentration_logit + np.log(np.expm1(2.0))))
+        assert abs(float(dist.alpha + dist.beta) - float(softplus)) < 1e-5
 
 
 def test_log_prob_entropy_and_kl_match_torch_with_their_gradients():
