@@ -270,6 +270,15 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def bid_plot_limits(bids: np.ndarray, q_values: np.ndarray | None) -> tuple[float, float]:
+    """One y scale for every state of `plot_bids`, in the bids' units (env units, whatever the
+    value range): spanning the bids and Q*, with a margin of 4%."""
+    shown = bids.ravel() if q_values is None else np.concatenate([bids.ravel(), q_values.ravel()])
+    lo, hi = float(np.nanmin(shown)), float(np.nanmax(shown))
+    pad = 0.04 * (hi - lo) or 0.02
+    return lo - pad, hi + pad
+
+
 def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, title: str) -> bool:
     """Mean bids per state and primitive over training, against dashed Q* lines (the paper's
     figure). States whose Q* is all zero (terminal or unused) are left out. Returns False when
@@ -287,18 +296,20 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     if q_values is not None:
         states = [s for s in states if np.any(q_values[s] != 0)] or states
     primitives = sorted({c.rsplit("/", 1)[1] for c in columns}, key=lambda p: int(p[1:]))
+    bids = np.stack([progress[f"{prefix}{s}/{p}"].to_numpy(dtype=float) for s in states for p in primitives])
+    lo, hi = bid_plot_limits(bids, None if q_values is None else q_values[states, :len(primitives)])
     figure, axes = plt.subplots(1, len(states), figsize=(3.2 * len(states), 3), squeeze=False)
     steps = progress[ENV_STEPS]
     for axis, state in zip(axes[0], states):
         for k, primitive in enumerate(primitives):
             color = f"C{k}"
             axis.plot(steps, progress[f"{prefix}{state}/{primitive}"], color=color, label=primitive)
-            if q_values is not None and -0.05 <= q_values[state, k] <= 1.05:
+            if q_values is not None:
                 axis.axhline(q_values[state, k], color=color, linestyle="--", linewidth=1)
         axis.set_title(f"state {state}")
         axis.set_xlabel("env steps")
-        axis.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("mean bid")
+        axis.set_ylim(lo, hi)
+    axes[0][0].set_ylabel("mean bid (env units)")
     axes[0][-1].legend(fontsize="small")
     figure.suptitle(title)
     figure.tight_layout()

@@ -1,4 +1,4 @@
-"""The progress line a run prints per iteration."""
+"""The progress line a run prints per iteration, its results table and its bid plot."""
 
 import re
 
@@ -74,3 +74,23 @@ def test_the_baselines_results_table_has_no_auction_rows():
     table = results_table(summary)
     assert "algo                         monolithic" in table
     assert "auction" not in table and "bid error" not in table
+
+
+def test_the_bid_plot_spans_bids_and_q_star_in_env_units_whatever_the_value_range(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from experiments.reporting import ENV_STEPS, bid_plot_limits, plot_bids
+
+    # CliffWalking-like bids (env units, far outside [0, 1]) and their Q* lines.
+    bids = np.array([[-30.0, -20.0, -15.0], [-14.0, -13.5, -13.0]])
+    q_values = np.array([[-12.0, -110.0]])
+    lo, hi = bid_plot_limits(bids, q_values)
+    assert lo < -110.0 and -12.0 < hi < 0.0
+    lo, hi = bid_plot_limits(np.array([[0.5, 0.5]]), None)  # flat bids still get a visible scale
+    assert lo < 0.5 < hi
+
+    progress = pd.DataFrame({ENV_STEPS: [400, 800, 1200], "society/greedy_bid/s0/p0": bids[0],
+                             "society/greedy_bid/s0/p1": bids[1]})
+    assert plot_bids(progress, q_values, tmp_path / "bids.png", "CliffWalking")
+    assert (tmp_path / "bids.png").stat().st_size > 0
