@@ -13,12 +13,14 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
     AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_STEPS, AuctionEnv, bidder_observation, greedy_bids,
-    make_base_env, primitive_name, q_values_by_step, to_values,
+    is_adaptive, make_base_env, primitive_name, q_values_by_step, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
 DEFAULT_EVAL_MAX_STEPS = 1000
-#: How close (in bid units) to Q* a bid counts as truthful in ``truthful_share``.
+#: How close (in bid units) to Q* a bid counts as truthful in ``truthful_share``. Bids on the real
+#: line (``value_range: adaptive``) have no bid units: there it is a share of Q*'s range, widened
+#: to hold [0, 1], as the default value range would be.
 TRUTHFUL_TOLERANCE = 0.05
 
 
@@ -56,8 +58,10 @@ def coverable_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
     value range); else None, as for Duality, whose Q* reaches 50 beyond its range [0, 10] (spec:
     judge it by return and winners)."""
     values = q_star_by_step(society_config)
+    if values is None or is_adaptive(society_config["value_range"]):  # bids on the real line stand for any value
+        return values
     lo, hi = society_config["value_range"]
-    if values is None or values.min() < lo - 1e-9 or values.max() > hi + 1e-9:
+    if values.min() < lo - 1e-9 or values.max() > hi + 1e-9:
         return None
     return values
 
@@ -186,7 +190,8 @@ def evaluate(
             result["bid_error"] = float(max(errors(t, s)[k] for t, s, k in picks))
             result["bid_error_all"] = float(max(errors(t, s).max() for t, s, _ in picks))
             visited = sorted({(t, s) for t, s, _ in picks})
-            truthful = np.array([errors(t, s) <= TRUTHFUL_TOLERANCE * (env.value_range[1] - env.value_range[0])
+            lo, hi = (min(0.0, q_values.min()), max(1.0, q_values.max())) if env.adaptive else env.value_range
+            truthful = np.array([errors(t, s) <= TRUTHFUL_TOLERANCE * (hi - lo)
                                  for t, s in visited])
             result["truthful_share"] = {primitive_name(k): float(truthful[:, k].mean())
                                         for k in range(truthful.shape[1])}

@@ -17,10 +17,12 @@ import numpy as np
 
 from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
 from rllib_society.errors import FieldError
-from rllib_society.exploration import draw_offer, exploration_settings, scheduled_rate
+from rllib_society.exploration import draw_offer, exploration_settings, logistic_price, scheduled_rate
 from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
-from rllib_society.value_range import bid_reward, check_value_range, default_value_range, retired_reward_scale
+from rllib_society.value_range import (
+    bid_reward, check_value_range, default_value_range, is_adaptive, retired_reward_scale,
+)
 
 #: Key of the auction record in each step's info dict.
 AUCTION_INFO = "auction"
@@ -195,7 +197,8 @@ class AuctionEnv(gym.Env):
             clones sit out together, so an active primitive always bids against its twin).
         gamma: the society's discount, applied inside the utilities.
         value_range: [lo, hi], the env values the bids 0 and 1 stand for (`value_range`
-            module); None: `default_value_range` of the env.
+            module); None: `default_value_range` of the env; ``adaptive``: bids on the real line
+            are values in env units (`rllib_society.value_scale`).
         truncation: "end" (a time-limit cut ends the task: the cut auction's lookahead is 0) or
             "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
             auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
@@ -224,11 +227,17 @@ class AuctionEnv(gym.Env):
         self.base_env = make_primitive_env(self.config)
         check_base_env(self.base_env, self.config["env"])
         self.value_range = resolve_value_range(self.config, self.base_env)
+        #: Bids on the real line (``value_range: adaptive``), in env units.
+        self.adaptive = is_adaptive(self.config["value_range"])
+        #: (mu, sigma) of the society's values, which price a random-price offer when adaptive
+        #: (the fast env runner sets it from its modules).
+        self.value_scale = (0.0, 1.0)
         self.num_primitives = int(self.base_env.action_space.n)
         self.clones = int(self.config["clones"])
         self.num_bidders = self.num_primitives * self.clones
         self.observation_space = bidder_observation_space(self.base_env.observation_space)
-        self.action_space = gym.spaces.Box(0.0, 1.0, (self.num_bidders,), np.float32)
+        low, high = (-np.inf, np.inf) if self.adaptive else (0.0, 1.0)
+        self.action_space = gym.spaces.Box(low, high, (self.num_bidders,), np.float32)
         self.active = np.ones(self.num_bidders, dtype=bool)
         self.pricing = False  # whether the next step is a cut's pricing auction
         self.exploration = exploration_settings(self.config["exploration"])
@@ -252,9 +261,12 @@ class AuctionEnv(gym.Env):
         """One auction: the highest active bid's primitive acts, or the offered bidder's if it
         buys an exploration offer (after a priced cut, nothing does); returns the next state, the
         reward in bid units and the auction record."""
-        bids = np.where(self.active, np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0, 1), np.nan)
+        bids = np.asarray(action, dtype=np.float64).reshape(-1)
+        bids = np.where(self.active, bids if self.adaptive else np.clip(bids, 0, 1), np.nan)
         offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
             self.np_random, self.active, self.clones, self.exploration_rate)
+        if offer >= 0 and self.adaptive:
+            offer_price = logistic_price(offer_price, *self.value_scale)
         scored = offer >= 0 and self.exploration["kind"] == "scored"
         offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
         outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers, clones=self.clones)

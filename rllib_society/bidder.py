@@ -1,5 +1,6 @@
-"""The bidders' action distribution: a Beta over [0, 1] (spec section 3), plugged into RLlib's
-default PPO RLModule through a catalog. RLlib has no Beta of its own.
+"""The bidders' action distributions, plugged into RLlib's default PPO RLModule through a
+catalog: a Beta over [0, 1] (spec section 3; RLlib has no Beta of its own), or, for bids on the
+real line (``value_range: adaptive``, `rllib_society.value_scale`), a Gaussian.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from ray.rllib.core.distribution.torch.torch_distribution import (
     TorchDistribution,
 )
 from ray.rllib.utils.annotations import override
+
+from rllib_society.value_scale import SCALE_BUFFER, initial_moments
 
 #: Samples are kept this far inside (0, 1) so log-probabilities stay finite.
 BID_EPSILON = 1e-4
@@ -130,9 +133,90 @@ class TorchBeta(TorchDistribution):
         return TorchDeterministic(loc=self.alpha / (self.alpha + self.beta))
 
 
+class TorchGaussianBid(TorchDistribution):
+    """Normal(loc, exp(log_std)) over one bid on the real line (``value_range: adaptive``: the
+    bid in units of the society's value scale), with `TorchBeta`'s per-bid methods. At a zero
+    network output: the standard normal."""
+
+    #: Bounds of the log-std (a spread of 2e-9 to 7.4 scale units).
+    LOG_STD_BOUNDS = (-20.0, 2.0)
+
+    def __init__(self, loc: torch.Tensor, log_std: torch.Tensor):
+        self.loc, self.log_std = loc, log_std.clamp(*self.LOG_STD_BOUNDS)
+        super().__init__(loc=self.loc, scale=self.log_std.exp())
+
+    @override(TorchDistribution)
+    def _get_torch_distribution(self, loc, scale) -> torch.distributions.Distribution:
+        return torch.distributions.Normal(loc, scale, validate_args=False)
+
+    @override(TorchDistribution)
+    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.logp_each(value).sum(-1)
+
+    @override(TorchDistribution)
+    def entropy(self) -> torch.Tensor:
+        return self.entropy_each().sum(-1)
+
+    @override(TorchDistribution)
+    def kl(self, other: "TorchGaussianBid") -> torch.Tensor:
+        return self.kl_each(other).sum(-1)
+
+    def logp_each(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each bid (no sum over the bid vector)."""
+        return -0.5 * ((value - self.loc) / self.log_std.exp()) ** 2 - self.log_std - 0.5 * math.log(2 * math.pi)
+
+    def entropy_each(self) -> torch.Tensor:
+        return self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))
+
+    def kl_each(self, other: "TorchGaussianBid") -> torch.Tensor:
+        """KL(self || other) of each bid."""
+        ratio = torch.exp(2 * (self.log_std - other.log_std))
+        return other.log_std - self.log_std + 0.5 * (ratio + ((self.loc - other.loc) / other.log_std.exp()) ** 2 - 1)
+
+    @override(TorchDistribution)
+    def sample(self, *, sample_shape=()) -> torch.Tensor:
+        return self._dist.sample(sample_shape or ())
+
+    @override(TorchDistribution)
+    def rsample(self, *, sample_shape=()) -> torch.Tensor:
+        return self._dist.rsample(sample_shape or ())
+
+    @staticmethod
+    @override(TorchDistribution)
+    def required_input_dim(space: gym.Space, **kwargs) -> int:
+        return 2 * int(np.prod(space.shape))
+
+    @classmethod
+    @override(TorchDistribution)
+    def from_logits(cls, logits: torch.Tensor, **kwargs) -> "TorchGaussianBid":
+        loc, log_std = logits.chunk(2, dim=-1)
+        return cls(loc, log_std)
+
+    @override(TorchDistribution)
+    def to_deterministic(self) -> TorchDeterministic:
+        """The mean bid, used for greedy evaluation."""
+        return TorchDeterministic(loc=self.loc)
+
+
+def bid_distribution(space: gym.spaces.Box) -> type[TorchBeta] | type[TorchGaussianBid]:
+    """The distribution of a bidder's action `space`: Beta for bids in [0, 1], Gaussian for
+    bids on the real line."""
+    return TorchBeta if np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)) else TorchGaussianBid
+
+
 class BidderCatalog(PPOCatalog):
-    """PPO's default catalog with Beta bids instead of a clipped Gaussian."""
+    """PPO's default catalog with the bids' own distribution (`bid_distribution`)."""
 
     @override(PPOCatalog)
-    def get_action_dist_cls(self, framework: str) -> type[TorchBeta]:
-        return TorchBeta
+    def get_action_dist_cls(self, framework: str) -> type[TorchBeta] | type[TorchGaussianBid]:
+        return bid_distribution(self.action_space)
+
+    @override(PPOCatalog)
+    def build_pi_head(self, framework: str):
+        """PPO's policy head; for bids on the real line it also holds the society's value
+        statistics (`value_scale.SCALE_BUFFER`), so env runners and checkpoints get them with
+        the weights."""
+        head = super().build_pi_head(framework)
+        if self.get_action_dist_cls(framework) is TorchGaussianBid:
+            head.register_buffer(SCALE_BUFFER, initial_moments())
+        return head

@@ -2,7 +2,9 @@
 
 Bidders are memoryless (spec section 2: a bid's utility already holds the discounted lookahead),
 so PPO's targets are what RLlib's GAE gives with gamma 0, the stock path's setting: value target
-u_t, advantage u_t - V_k(s_t), standardized per module as RLlib's GAE does.
+u_t, advantage u_t - V_k(s_t), standardized per module as RLlib's GAE does. With bids on the
+real line (``value_range: adaptive``) the value target is u_t / sigma, sigma the society's value
+scale (`rllib_society.value_scale`).
 """
 
 from __future__ import annotations
@@ -47,11 +49,14 @@ class AuctionChunksToBatch(ConnectorV2):
         tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
         with torch.no_grad():
             values = rl_module.state_values(tensor(obs)).cpu().numpy()  # (N, R)
+        # Bids on the real line: the critics predict utilities in units of the value scale.
+        scale = rl_module.value_scale()
+        sigma = 1.0 if scale is None else scale[1]
         obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
         for k, module_id in enumerate(rl_module.module_ids):
             bidders = slice(k * clones, (k + 1) * clones)
             mask = active[:, bidders].reshape(-1)
-            targets = utilities[:, bidders].reshape(-1)
+            targets = utilities[:, bidders].reshape(-1) / sigma
             advantages = targets - np.repeat(values[k], clones)
             if self.standardize and mask.any():
                 valid = advantages[mask]
@@ -61,7 +66,7 @@ class AuctionChunksToBatch(ConnectorV2):
                 Columns.ACTIONS: tensor(bids[:, bidders].reshape(-1, 1)),
                 Columns.ACTION_LOGP: tensor(logp[:, bidders].reshape(-1)),
                 Columns.ACTION_DIST_INPUTS: tensor(np.repeat(inputs[:, k], clones, axis=0)),
-                Columns.REWARDS: tensor(targets),
+                Columns.REWARDS: tensor(targets * sigma),
                 Columns.LOSS_MASK: tensor(mask),
                 Postprocessing.ADVANTAGES: tensor(advantages.astype(np.float32)),
                 Postprocessing.VALUE_TARGETS: tensor(targets),

@@ -35,9 +35,9 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
-from rllib_society.bidder import TorchBeta
 from rllib_society.exploration import scheduled_rate
 from rllib_society.rows import SAMPLED, RowEntry, RowLedger, entries_of
+from rllib_society.society_module import bid_distribution_of
 
 
 @dataclass
@@ -209,16 +209,22 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         """Steps every society until `num_timesteps` (env or agent steps, ``count_steps_by``)
         or `num_episodes` episodes; returns the chunks, env steps and finished episodes."""
         complete = num_episodes is not None
+        scale = self.module.value_scale()
+        if scale is not None:  # random-price offers are priced around the society's values
+            for env in envs:
+                env.value_scale = scale
         by_agents = self.config.count_steps_by == "agent_steps"
         chunks, steps, counted, finished = [], 0, 0, 0
         while (counted < num_timesteps) if not complete else (finished < num_episodes):
             bids, logp, inputs = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions)
+            # Bids on the real line are trained in units of the value scale, auctioned in env units.
+            auctioned = bids if scale is None else scale[0] + scale[1] * bids
             for i, env in enumerate(envs):
                 episode = self._open[i]
                 for key, value in (("obs", self._obs[i]), ("bids", bids[i]), ("logp", logp[i]),
                                    ("bid_inputs", inputs[i])):
                     episode.rows[key].append(value)
-                self._obs[i], _, terminated, truncated, info = env.step(bids[i])
+                self._obs[i], _, terminated, truncated, info = env.step(auctioned[i])
                 episode.last_record = info[AUCTION_INFO]
                 episode.rows["records"].append(episode.last_record)
                 episode.sampled += 1
@@ -259,8 +265,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         with torch.no_grad():
             inputs = self.module.bid_inputs(torch.as_tensor(obs, device=self.module.device))
             if random_actions:
-                inputs = torch.zeros_like(inputs)  # uniform bids
-            dist = TorchBeta.from_logits(inputs.repeat_interleave(clones, dim=1))
+                inputs = torch.zeros_like(inputs)  # uniform bids (standard normal on the real line)
+            dist = bid_distribution_of(self.module.value_scale()).from_logits(inputs.repeat_interleave(clones, dim=1))
             bids = dist.sample() if explore else dist.to_deterministic().loc
             logp = dist.logp_each(bids)
         return bids[..., 0].cpu().numpy(), logp[..., 0].cpu().numpy(), inputs.cpu().numpy()

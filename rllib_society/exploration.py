@@ -40,6 +40,7 @@ near 0 where the bid is near truthful. Measured in docs/results.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,16 @@ def scheduled_rate(rate: float | list, env_steps: int) -> float:
         return rate
     steps, rates = zip(*rate)
     return float(np.interp(env_steps, steps, rates))
+
+
+def logistic_price(uniform: float, location: float, scale: float) -> float:
+    """The price of a random-price offer when bids lie on the real line (``value_range:
+    adaptive``): the logistic quantile of `uniform` around the society's value location and
+    scale. Any price density that is positive everywhere keeps the offer truthful: the offered
+    bidder's expected utility, the integral of (v - p) f(p) dp for p up to b, has derivative
+    (v - b) f(b), zero only at b = v, where it is largest."""
+    uniform = min(max(uniform, 1e-12), 1.0 - 1e-12)
+    return location + scale * math.log(uniform / (1.0 - uniform))
 
 
 def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:

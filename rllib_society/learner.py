@@ -32,10 +32,12 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from rllib_society.bidder import TorchBeta
+from rllib_society.bidder import TorchBeta, TorchGaussianBid
 from rllib_society.chunk_connector import AuctionChunksToBatch, trained_row_entries
 from rllib_society.rows import TRAINED, RowEntry, RowLedger
 from rllib_society.society_module import slices_of
+from rllib_society.value_range import is_adaptive
+from rllib_society.value_scale import SCALE_DECAY, updated_moments, winner_values
 
 
 class SocietyMinibatches:
@@ -141,6 +143,9 @@ class SocietyPPOLearner(PPOTorchLearner):
         self._step_counters: list[torch.Tensor] = []
         ledger = getattr(self.config, "row_ledger", None)
         self._ledger = RowLedger(ledger, TRAINED) if ledger else None
+        #: Bids on the real line: their distribution, and a value scale to keep (`value_scale`).
+        self._adaptive = is_adaptive(self.config.env_config.get("value_range"))
+        self._bid_distribution = TorchGaussianBid if self._adaptive else TorchBeta
 
     @override(PPOTorchLearner)
     def update(self, batch=None, batches=None, batch_refs=None, episodes=None, episodes_refs=None,
@@ -161,7 +166,24 @@ class SocietyPPOLearner(PPOTorchLearner):
             self._log_trained()
             return self.metrics.reduce()
         with self.module.tied():
-            return super().update(training_data=training_data, timesteps=timesteps, **kwargs)
+            results = super().update(training_data=training_data, timesteps=timesteps, **kwargs)
+        if self._adaptive and training_data.episodes is not None:
+            self._update_value_scale(training_data.episodes)
+        return results
+
+    def _update_value_scale(self, chunks) -> None:
+        """Bids on the real line: folds the values the update's winners realised into the
+        society's value statistics (the same on every learner) and re-maps every module to them
+        (`SocietyMultiRLModule.set_value_moments`)."""
+        values = np.concatenate([winner_values(c.records, c.utilities) for c in chunks if len(c)] or [np.zeros(0)])
+        totals = torch.tensor([values.sum(), (values ** 2).sum(), len(values)], dtype=torch.float64)
+        self._sum_over_learners([totals])
+        if totals[2] > 0:
+            moments = updated_moments(self.module.value_moments(), float(totals[0] / totals[2]),
+                                      float(totals[1] / totals[2]), SCALE_DECAY)
+            self.module.set_value_moments(moments)
+            for key, value in zip(("value_location", "value_scale"), self.module.value_scale()):
+                self.metrics.log_value((ALL_MODULES, key), value, window=1)
 
     @override(PPOTorchLearner)
     def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches=0, num_epochs=1,
@@ -216,7 +238,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         per_module = lambda values: torch.tensor(values, dtype=torch.float32, device=device).unsqueeze(1)  # noqa: E731
         mean = lambda x: (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # noqa: E731
 
-        current = TorchBeta.from_logits(stack(fwd_out, Columns.ACTION_DIST_INPUTS))
+        current = self._bid_distribution.from_logits(stack(fwd_out, Columns.ACTION_DIST_INPUTS))
         actions = stack(batch, Columns.ACTIONS)
         ratio = torch.exp(current.logp_each(actions)[..., 0] - stack(batch, Columns.ACTION_LOGP))
         advantages = stack(batch, Postprocessing.ADVANTAGES)
@@ -233,7 +255,7 @@ class SocietyPPOLearner(PPOTorchLearner):
         kl = torch.zeros_like(losses)
         use_kl = torch.tensor([c.use_kl_loss for c in configs], device=device)
         if use_kl.any():
-            previous = TorchBeta.from_logits(stack(batch, Columns.ACTION_DIST_INPUTS))
+            previous = self._bid_distribution.from_logits(stack(batch, Columns.ACTION_DIST_INPUTS))
             kl = torch.where(use_kl, mean(previous.kl_each(current)[..., 0]), 0.0)
             coeffs = torch.stack([self.curr_kl_coeffs_per_module[m] for m in ids]).reshape(-1).to(device)
             losses = losses + torch.where(use_kl, coeffs * kl, 0.0)
@@ -331,6 +353,13 @@ class SocietyPPOLearner(PPOTorchLearner):
         self._average_over_learners([stack.grad for stack, _ in stacks] if stacked else
                                     [grad for grad in gradients.values() if grad is not None])
         return gradients
+
+    @staticmethod
+    def _sum_over_learners(tensors: list[torch.Tensor]) -> None:
+        """Data-parallel learners (``num_learners > 1``): each tensor summed over the learners in place."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            for tensor in tensors:
+                torch.distributed.all_reduce(tensor)
 
     @staticmethod
     def _average_over_learners(grads: list[torch.Tensor]) -> None:

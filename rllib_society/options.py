@@ -133,14 +133,16 @@ class SocietyPolicy:
     def act(self, observation) -> int:
         import torch
 
-        from rllib_society.bidder import TorchBeta
-        from rllib_society.society_module import bid_inputs
+        from rllib_society.society_module import bid_distribution_of, bid_inputs, value_scale_of
 
+        scale = value_scale_of(self.modules[0])
         with torch.no_grad():
             inputs = bid_inputs(self.modules, torch.as_tensor(self.encode(observation), dtype=torch.float32)[None])
-            bids = TorchBeta.from_logits(inputs.repeat_interleave(self.clones, dim=1))
+            bids = bid_distribution_of(scale).from_logits(inputs.repeat_interleave(self.clones, dim=1))
             bids = bids.to_deterministic().loc if self.bids == "greedy" else bids.sample()
         bids = bids[0, :, 0].numpy().astype(np.float64)
+        if scale is not None:  # bids on the real line, in env units
+            bids = scale[0] + scale[1] * bids
         primitive = int(np.argmax(bids)) // self.clones
         self.last_auction = {"bids": bids, "winner": primitive}
         return primitive

@@ -17,7 +17,8 @@ from rllib_society.learner import SocietyPPOLearner
 from rllib_society.errors import FieldError
 from rllib_society.metrics import SocietyMetrics
 from rllib_society.settings import SAMPLERS, check_society_settings
-from rllib_society.society_env import BID_SPACE, SocietyEnv, policy_mapping_fn
+from rllib_society.society_env import SocietyEnv, bid_space, policy_mapping_fn
+from rllib_society.value_range import is_adaptive
 from rllib_society.society_module import SocietyMultiRLModule
 
 #: How a society samples and learns, by ``sampler``: its env runner, learner (None: RLlib's
@@ -108,7 +109,8 @@ class SocietyPPOConfig(PPOConfig):
             clones: bidders per primitive. dropout, dropout_unit: agent dropout ("agent" or
                 "primitive"). gamma: the society's discount (inside the utilities).
             value_range: [lo, hi], the env values bids 0 and 1 stand for (None: from the env's Q*,
-                else its reward range and time limit; see `rllib_society.value_range`).
+                else its reward range and time limit; see `rllib_society.value_range`), or
+                "adaptive": bids on the real line, in env units (`rllib_society.value_scale`).
             truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
                 paid the cut state's price; needs sampler "fast").
             exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r}:
@@ -139,7 +141,8 @@ class SocietyPPOConfig(PPOConfig):
         env_runner_cls, learner_class, multi_rl_module_class = _SAMPLERS[self.sampler]
         module_ids = [primitive_name(k) for k in range(num_primitives)]
         # The env config holds the value range resolved once (not by every env from Q*).
-        env_config = {**config, "value_range": list(resolve_value_range(config))}
+        adaptive = is_adaptive(config["value_range"])
+        env_config = {**config, "value_range": config["value_range"] if adaptive else list(resolve_value_range(config))}
         self.environment(SocietyEnv, env_config=env_config, normalize_actions=False, clip_actions=False)
         self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
         self.rl_module(rl_module_spec=MultiRLModuleSpec(
@@ -147,7 +150,7 @@ class SocietyPPOConfig(PPOConfig):
             # Spaces given: RLlib would otherwise match every module against every agent id
             # (quadratic in the society's size: minutes at 1,024 primitives).
             rl_module_specs={m: RLModuleSpec(catalog_class=BidderCatalog, observation_space=observation_space,
-                                             action_space=BID_SPACE) for m in module_ids},
+                                             action_space=bid_space(adaptive)) for m in module_ids},
         ))
         self.training(gamma=0.0, lambda_=1.0)
         self.env_runners(env_runner_cls=env_runner_cls)

@@ -14,7 +14,7 @@ from rllib_society.auction_env import TRUNCATIONS, check_env_id
 from rllib_society.errors import FieldError
 from rllib_society.exploration import exploration_settings
 from rllib_society.options import OPTION_BIDS
-from rllib_society.value_range import check_value_range
+from rllib_society.value_range import check_value_range, is_adaptive
 
 #: How a society samples and learns: its own batched env runner and learner, or RLlib's.
 SAMPLERS = ("fast", "stock")
@@ -47,6 +47,10 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
     number("gamma", "in [0, 1]", lambda v: 0 <= v <= 1)
     if config["value_range"] is not None:
         check_value_range(config["value_range"])
+    if is_adaptive(config["value_range"]) and sampler == "stock":
+        raise FieldError("value_range", config["value_range"],
+                         "None or [lo, hi] with sampler: stock (bids on the real line need the fast path's "
+                         "value scale; use sampler: fast)")
     one_of("truncation", TRUNCATIONS)
     if config["truncation"] == "bootstrap" and sampler == "stock":
         raise FieldError("truncation", config["truncation"],

@@ -26,6 +26,13 @@ from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, 
 
 #: One bidder's action: a bid in [0, 1].
 BID_SPACE = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+#: One bidder's action with ``value_range: adaptive``: a bid on the real line.
+REAL_BID_SPACE = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
+def bid_space(adaptive: bool) -> gym.spaces.Box:
+    """One bidder's action space: `REAL_BID_SPACE` when the value range is adaptive, else `BID_SPACE`."""
+    return REAL_BID_SPACE if adaptive else BID_SPACE
 #: The two agent ids of a bidder, by the parity of the auctions it bids at.
 PARITIES = ("even", "odd")
 
@@ -62,7 +69,7 @@ class SocietyEnv(MultiAgentEnv):
         self.agents = []
         observation_space = self.auction_env.observation_space
         self.observation_spaces = {agent: observation_space for agent in self.possible_agents}
-        self.action_spaces = {agent: BID_SPACE for agent in self.possible_agents}
+        self.action_spaces = {agent: bid_space(self.auction_env.adaptive) for agent in self.possible_agents}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Starts an episode: the active bidders of the first auction's parity observe the state."""

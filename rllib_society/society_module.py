@@ -19,7 +19,8 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 
-from rllib_society.bidder import TorchBeta
+from rllib_society.bidder import TorchBeta, TorchGaussianBid
+from rllib_society.value_scale import SCALE_BUFFER, location_scale, remap_gaussian_head, remap_value_head
 
 
 
@@ -196,8 +197,29 @@ class SocietyMultiRLModule(MultiRLModule):
             self.tie()
         return self._parts
 
+    def value_scale(self) -> tuple[float, float] | None:
+        """(mu, sigma) of the society's values when bids lie on the real line, else None
+        (`value_scale_of`)."""
+        return value_scale_of(self._stacked_modules[0])
+
+    def value_moments(self) -> torch.Tensor:
+        """Bids on the real line: the society's value statistics (`value_scale.SCALE_BUFFER`)."""
+        return getattr(self._stacked_modules[0].pi, SCALE_BUFFER)
+
+    @torch.no_grad()
+    def set_value_moments(self, moments: torch.Tensor) -> None:
+        """Bids on the real line: sets every module's value statistics to `moments` and re-maps
+        its bid head and critic so that the values its bids stand for, and its value
+        predictions in env units, stay what they were (`value_scale.remap_gaussian_head`)."""
+        old, new = self.value_scale(), location_scale(moments)
+        for module in self._stacked_modules:
+            remap_gaussian_head(_last_linear(module.pi), old, new)
+            if getattr(module, "vf", None) is not None:
+                remap_value_head(_last_linear(module.vf), old[1], new[1])
+            getattr(module.pi, SCALE_BUFFER).copy_(moments)
+
     def bid_inputs(self, observations: torch.Tensor) -> torch.Tensor:
-        """(B, N, 2) bid-distribution inputs (`TorchBeta` logits) of every primitive."""
+        """(B, N, 2) bid-distribution inputs (`TorchBeta` or `TorchGaussianBid` logits) of every primitive."""
         parts = self._stacked_parts()
         if parts is None:
             return bid_inputs([self._rl_modules[m] for m in self.module_ids], observations)
@@ -285,11 +307,31 @@ def bid_inputs(modules: list, observations: torch.Tensor) -> torch.Tensor:
 
 def greedy_bids(modules: dict[str, RLModule], observations: np.ndarray) -> np.ndarray:
     """(B, N) mean bid of each of N primitives for B observations: the greedy society's bids
-    (every bidder bids its mean, spec section 3), from modules ``{"p0": module, ...}`` in
-    primitive order, e.g. `load_modules` of a checkpoint."""
+    (every bidder bids its mean, spec section 3; in env units for bids on the real line), from
+    modules ``{"p0": module, ...}`` in primitive order, e.g. `load_modules` of a checkpoint."""
+    modules = list(modules.values())
+    scale = value_scale_of(modules[0])
     with torch.no_grad():
-        inputs = bid_inputs(list(modules.values()), torch.as_tensor(observations, dtype=torch.float32))
-        return TorchBeta.from_logits(inputs).to_deterministic().loc[..., 0].numpy()
+        inputs = bid_inputs(modules, torch.as_tensor(observations, dtype=torch.float32))
+        means = bid_distribution_of(scale).from_logits(inputs).to_deterministic().loc[..., 0].numpy()
+    return means if scale is None else scale[0] + scale[1] * means
+
+
+def value_scale_of(module: RLModule) -> tuple[float, float] | None:
+    """(mu, sigma) of the society's values that a module with bids on the real line holds
+    (``value_range: adaptive``: its bid b stands for the value mu + sigma * b), else None."""
+    moments = getattr(_unwrapped(module).pi, SCALE_BUFFER, None)
+    return None if moments is None else location_scale(moments)
+
+
+def _last_linear(head: torch.nn.Module) -> torch.nn.Linear:
+    """The output layer of one of RLlib's MLP heads."""
+    return [layer for layer in head.net.mlp if isinstance(layer, torch.nn.Linear)][-1]
+
+
+def bid_distribution_of(scale: tuple[float, float] | None) -> type[TorchBeta] | type[TorchGaussianBid]:
+    """The bid distribution of modules whose `value_scale_of` is `scale`."""
+    return TorchBeta if scale is None else TorchGaussianBid
 
 
 def _unwrapped(module):

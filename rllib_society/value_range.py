@@ -27,6 +27,14 @@ from rllib_society.q_values import q_values_by_step
 
 #: The bid range itself: the identity map, the paper's tasks' (their values lie in [0, 1]).
 UNIT_RANGE = (0.0, 1.0)
+#: ``value_range: adaptive``: no range; bids are values in env units on the real line
+#: (`rllib_society.value_scale`), so the auction's maps are the identity (`UNIT_RANGE`).
+ADAPTIVE = "adaptive"
+
+
+def is_adaptive(value_range: Any) -> bool:
+    """Whether a config's `value_range` is ``adaptive`` (bids on the real line)."""
+    return isinstance(value_range, str) and value_range == ADAPTIVE
 
 
 def bid_reward(reward: float, discount: float, last: bool, value_range: tuple[float, float]) -> float:
@@ -90,11 +98,15 @@ def retired_reward_scale(scale: float) -> ValueError:
 
 
 def check_value_range(value_range: Any) -> tuple[float, float]:
-    """(lo, hi) as floats; `FieldError` (a ValueError) unless two finite numbers lo < hi."""
+    """(lo, hi) as floats (`UNIT_RANGE` for ``adaptive``); `FieldError` (a ValueError) unless
+    two finite numbers lo < hi or ``adaptive``."""
+    if is_adaptive(value_range):
+        return UNIT_RANGE
     ok = (isinstance(value_range, (list, tuple)) and len(value_range) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                   for v in value_range)
           and value_range[0] < value_range[1])
     if not ok:
-        raise FieldError("value_range", value_range, "None or [lo, hi], two finite numbers with lo < hi")
+        raise FieldError("value_range", value_range, "None, [lo, hi] (two finite numbers with lo < hi) or "
+                                                    "adaptive (bids on the real line, in env units)")
     return float(value_range[0]), float(value_range[1])

@@ -57,7 +57,7 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"rollout_fragment_length": 0}, [], r"rollout_fragment_length=0.*\"auto\" or an integer > 0"),
         ({"truncation": "cut"}, [], r"truncation='cut'.*one of end, bootstrap"),
         ({"sampler": "stock", "truncation": "bootstrap"}, [], r"truncation='bootstrap'.*end with sampler: stock"),
-        ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None or \[lo, hi\]"),
+        ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None, \[lo, hi\].*or adaptive"),
         ({}, ["reward_scale=0.1"], r"reward_scale=0.1 is not allowed any more.*value_range: \[0, 1/s\] \(here \[0, 10\]\)"),
         ({"env": "CartPole-v1"}, [], r"value_range=None is not allowed for env 'CartPole-v1'"),
         ({}, ["rllib.num_learner=2"], r"rllib.num_learner is not a setting of RLlib's PPOConfig. Did you mean num_learners"),

@@ -81,6 +81,10 @@ FAST_CASES = {
                              "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "offers", "rate": 0.5}},
     "ccv_bootstrap_scored": {"auction": "ccv", "truncation": "bootstrap", "value_range": [-0.5, 1.0],
                              "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "scored", "rate": 0.5}},
+    # Bids on the real line (negative ones too), auctioned in env units; offers priced by the logistic.
+    "ccv_adaptive_offers": {"auction": "ccv", "value_range": "adaptive", "exploration": {"kind": "offers", "rate": 0.5}},
+    "bb_adaptive_scored_bootstrap": {"auction": "bb", "value_range": "adaptive", "truncation": "bootstrap",
+                                     "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "scored", "rate": 0.5}},
 }
 
 

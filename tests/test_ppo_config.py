@@ -44,7 +44,7 @@ def test_the_stock_sampler_is_rllibs_own_runner_and_learner():
     ({"clones": 1.5}, r"clones=1.5 is not allowed; clones must be an integer >= 1\.$"),
     ({"dropout": 1.0}, r"dropout=1.0 is not allowed; dropout must be in \[0, 1\)\.$"),
     ({"dropout_unit": "clone"}, r"dropout_unit='clone' is not allowed; dropout_unit must be one of agent, primitive"),
-    ({"value_range": [1, 0]}, r"value_range=\[1, 0\] is not allowed; value_range must be None or \[lo, hi\]"),
+    ({"value_range": [1, 0]}, r"value_range=\[1, 0\] is not allowed; value_range must be None, \[lo, hi\].*or adaptive"),
     ({"value_range": [0, float("inf")]}, r"value_range=\[0, inf\] is not allowed"),
     ({"truncation": "cut"}, r"truncation='cut' is not allowed; truncation must be one of end, bootstrap\.$"),
     ({"truncation": "bootstrap", "sampler": "stock"}, r"truncation='bootstrap' is not allowed; truncation must be end "

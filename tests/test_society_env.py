@@ -73,11 +73,11 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
         for b in active:
             if record["bids"][b] > record["bids"][winner]:
                 winner = b
-        price = 0.0
+        price = None  # the highest other bid (negative ones too: bids on the real line); 0 for a lone bidder
         for b in active:
-            if b != winner and record["bids"][b] > price:
+            if b != winner and (price is None or record["bids"][b] > price):
                 price = record["bids"][b]
-        return active, winner, price
+        return active, winner, 0.0 if price is None else price
 
     def settle(record):
         """(winner, what it pays, whether it is a scored offer)."""
