@@ -71,8 +71,9 @@ class ExperimentConfig(BaseModel):
     """[lo, hi]: the env values that bids 0 and 1 stand for, b = (Q - lo) / (hi - lo), with the
     rewards mapped so that the optimal policy is kept (`rllib_society.value_range`). None: [0, 1]
     widened to hold Q* (envs with a transition table P), else every return the env's reward
-    range and time limit allow. Reports stay in env units. Replaces reward_scale: s, which is
-    [0, 1/s]."""
+    range and time limit allow. "adaptive": no range, Gaussian bids on the real line in env units,
+    learned relative to a running scale of the society's values (`rllib_society.value_scale`;
+    sampler: fast). Reports stay in env units. Replaces reward_scale: s, which is [0, 1/s]."""
     truncation: Any = "end"
     """What a time-limit cut means: "end" (the end of the task: the cut auction's lookahead is 0,
     as in the paper's code; the monolithic baseline treats it as a termination) or "bootstrap"
