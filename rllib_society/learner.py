@@ -355,11 +355,16 @@ class SocietyPPOLearner(PPOTorchLearner):
         return gradients
 
     @staticmethod
-    def _sum_over_learners(tensors: list[torch.Tensor]) -> None:
-        """Data-parallel learners (``num_learners > 1``): each tensor summed over the learners in place."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+    def _sum_over_learners(tensors: list[torch.Tensor]) -> int:
+        """Data-parallel learners (``num_learners > 1``): each tensor summed over the learners in
+        place; returns how many learners there are."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return 1
+        world = torch.distributed.get_world_size()
+        if world > 1:
             for tensor in tensors:
                 torch.distributed.all_reduce(tensor)
+        return world
 
     @staticmethod
     def _average_over_learners(grads: list[torch.Tensor]) -> None:
@@ -367,13 +372,8 @@ class SocietyPPOLearner(PPOTorchLearner):
         in place, on the few stacked tensors when the stacked forward made them (each module's
         gradients are views of their rows). RLlib's DDP hooks never see these gradients: the
         stacked forward bypasses the modules' own parameters."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return
-        world = torch.distributed.get_world_size()
-        if world == 1:
-            return
-        for grad in grads:
-            torch.distributed.all_reduce(grad)
+        world = SocietyPPOLearner._sum_over_learners(grads)
+        for grad in grads if world > 1 else ():
             grad.div_(world)
 
     def _gradient_stacks(self, gradients_dict, every_module: bool = False) -> list | None:

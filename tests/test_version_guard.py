@@ -348,6 +348,10 @@ def _learner_torchlearner_ppo_learner(check):
         "_params_by_module",
         "_stacked_adam_lists",
         "_average_over_learners",
+        "_sum_over_learners",
+        "_update_value_scale",
+        "_adaptive",
+        "_bid_distribution",
     ]:
         check(
             f"PTL has no {n}",
