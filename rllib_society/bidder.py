@@ -33,7 +33,30 @@ _FLOOR_SHARPNESS = 10.0
 _CONCENTRATION_OFFSET = math.log(math.expm1(2.0))
 
 
-class TorchBeta(TorchDistribution):
+class PerBidDistribution(TorchDistribution):
+    """A distribution over a vector of bids, each with its own PPO loss: subclasses give the
+    per-bid log-probability, entropy and KL (``logp_each``, ``entropy_each``, ``kl_each``), and
+    RLlib's whole-action versions are their sums. Two network outputs per bid."""
+
+    @override(TorchDistribution)
+    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.logp_each(value).sum(-1)
+
+    @override(TorchDistribution)
+    def entropy(self) -> torch.Tensor:
+        return self.entropy_each().sum(-1)
+
+    @override(TorchDistribution)
+    def kl(self, other: "PerBidDistribution") -> torch.Tensor:
+        return self.kl_each(other).sum(-1)
+
+    @staticmethod
+    @override(TorchDistribution)
+    def required_input_dim(space: gym.Space, **kwargs) -> int:
+        return 2 * int(np.prod(space.shape))
+
+
+class TorchBeta(PerBidDistribution):
     """Beta(alpha, beta) over one bid, from a mean m = sigmoid(x0) and a concentration
     nu = softplus(x1): alpha = m * nu, beta = (1 - m) * nu (the released code's parameterisation),
     with nu floored smoothly at `CONCENTRATION_FLOOR`.
@@ -52,18 +75,6 @@ class TorchBeta(TorchDistribution):
     @override(TorchDistribution)
     def _get_torch_distribution(self, alpha, beta) -> torch.distributions.Distribution:
         return torch.distributions.Beta(alpha, beta, validate_args=False)  # from_logits keeps both > 0
-
-    @override(TorchDistribution)
-    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.logp_each(value).sum(-1)
-
-    @override(TorchDistribution)
-    def entropy(self) -> torch.Tensor:
-        return self.entropy_each().sum(-1)
-
-    @override(TorchDistribution)
-    def kl(self, other: "TorchBeta") -> torch.Tensor:
-        return self.kl_each(other).sum(-1)
 
     # Per-bid versions: a society's action is a vector of bids, each with its own PPO loss. They
     # are torch's Beta formulas with the special functions computed once per distribution and
@@ -108,11 +119,6 @@ class TorchBeta(TorchDistribution):
     def rsample(self, *, sample_shape=()) -> torch.Tensor:
         return self._dist.rsample(sample_shape or ()).clamp(BID_EPSILON, 1 - BID_EPSILON)
 
-    @staticmethod
-    @override(TorchDistribution)
-    def required_input_dim(space: gym.Space, **kwargs) -> int:
-        return 2 * int(np.prod(space.shape))
-
     @classmethod
     @override(TorchDistribution)
     def from_logits(cls, logits: torch.Tensor, **kwargs) -> "TorchBeta":
@@ -133,7 +139,7 @@ class TorchBeta(TorchDistribution):
         return TorchDeterministic(loc=self.alpha / (self.alpha + self.beta))
 
 
-class TorchGaussianBid(TorchDistribution):
+class TorchGaussianBid(PerBidDistribution):
     """Normal(loc, exp(log_std)) over one bid on the real line (``value_range: adaptive``: the
     bid in units of the society's value scale), with `TorchBeta`'s per-bid methods. At a zero
     network output: the standard normal."""
@@ -148,18 +154,6 @@ class TorchGaussianBid(TorchDistribution):
     @override(TorchDistribution)
     def _get_torch_distribution(self, loc, scale) -> torch.distributions.Distribution:
         return torch.distributions.Normal(loc, scale, validate_args=False)
-
-    @override(TorchDistribution)
-    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.logp_each(value).sum(-1)
-
-    @override(TorchDistribution)
-    def entropy(self) -> torch.Tensor:
-        return self.entropy_each().sum(-1)
-
-    @override(TorchDistribution)
-    def kl(self, other: "TorchGaussianBid") -> torch.Tensor:
-        return self.kl_each(other).sum(-1)
 
     def logp_each(self, value: torch.Tensor) -> torch.Tensor:
         """Log-probability of each bid (no sum over the bid vector)."""
@@ -180,11 +174,6 @@ class TorchGaussianBid(TorchDistribution):
     @override(TorchDistribution)
     def rsample(self, *, sample_shape=()) -> torch.Tensor:
         return self._dist.rsample(sample_shape or ())
-
-    @staticmethod
-    @override(TorchDistribution)
-    def required_input_dim(space: gym.Space, **kwargs) -> int:
-        return 2 * int(np.prod(space.shape))
 
     @classmethod
     @override(TorchDistribution)
