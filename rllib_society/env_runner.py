@@ -216,7 +216,7 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         by_agents = self.config.count_steps_by == "agent_steps"
         chunks, steps, counted, finished = [], 0, 0, 0
         while (counted < num_timesteps) if not complete else (finished < num_episodes):
-            bids, logp, inputs = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions)
+            bids, logp, inputs = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions, scale)
             # Bids on the real line are trained in units of the value scale, auctioned in env units.
             auctioned = bids if scale is None else scale[0] + scale[1] * bids
             for i, env in enumerate(envs):
@@ -260,13 +260,15 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
                           kwargs=dict(episode=episode, env_runner=self, metrics_logger=self.metrics,
                                       env=self.env.unwrapped, rl_module=self.module, env_index=index, **extra))
 
-    def _bid(self, obs: np.ndarray, clones: int, explore: bool, random_actions: bool):
-        """(M, bidders) bids and log-probabilities, and (M, N, 2) bid inputs, for M states."""
+    def _bid(self, obs: np.ndarray, clones: int, explore: bool, random_actions: bool,
+             scale: tuple[float, float] | None = None):
+        """(M, bidders) bids and log-probabilities, and (M, N, 2) bid inputs, for M states; `scale`:
+        the module's value scale (bids on the real line), read once per `sample()` call."""
         with torch.no_grad():
             inputs = self.module.bid_inputs(torch.as_tensor(obs, device=self.module.device))
             if random_actions:
                 inputs = torch.zeros_like(inputs)  # uniform bids (standard normal on the real line)
-            dist = bid_distribution_of(self.module.value_scale()).from_logits(inputs.repeat_interleave(clones, dim=1))
+            dist = bid_distribution_of(scale).from_logits(inputs.repeat_interleave(clones, dim=1))
             bids = dist.sample() if explore else dist.to_deterministic().loc
             logp = dist.logp_each(bids)
         return bids[..., 0].cpu().numpy(), logp[..., 0].cpu().numpy(), inputs.cpu().numpy()
