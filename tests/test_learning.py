@@ -40,25 +40,25 @@ def test_stock_rllib_multi_agent_path_learns_the_bandit(ray_session, tmp_path):
     assert max(errors) <= 0.05, f"|bid - value| per arm {errors} (tolerance 0.05)"
 
 
-def test_chain_walks_right_with_bids_near_q_star(ray_session, tmp_path):
-    # With the YAML's scored offers, the loser (Left) learns its value too. Measured on seeds
-    # 0-5 (docs/results.md): bid_error 0.033-0.045, bid_error_all 0.087-0.111; without
-    # exploration bid_error_all is 0.42-0.69, so 0.15 tells the two apart.
+def test_chain_walks_right_with_every_bid_near_q_star(ray_session, tmp_path):
+    # The default run: bids at any scale (value_range: adaptive, Gaussian bids relative to the
+    # values' running scale) with the YAML's scored offers. Measured on seeds 0-5
+    # (docs/results.md): bid_error 0.004-0.067, bid_error_all 0.007-0.067 (seed 0 once 0.014,
+    # once 0.067); without offers bid_error_all is 1.5, so 0.15 tells the two apart.
     summary = train_config(tmp_path, "configs/chain.yaml")
     assert summary["greedy_return"] == pytest.approx(0.8) and summary["greedy_length"] == 5
-    assert summary["bid_error"] <= 0.05, f"bid error {summary['bid_error']:.4f} (tolerance 0.05)"
+    assert summary["bid_error"] <= 0.1, f"bid error {summary['bid_error']:.4f} (tolerance 0.1)"
     assert summary["bid_error_all"] <= 0.15, f"every primitive's bid error {summary['bid_error_all']:.4f} (0.15)"
     assert summary["exploration_auctions"] > 0
 
 
-def test_chain_with_bids_at_any_scale_learns_every_primitives_value(ray_session, tmp_path):
-    # value_range: adaptive (Gaussian bids relative to the values' running scale) with the YAML's
-    # scored offers. Measured on seeds 0-5 (docs/results.md): bid_error 0.004-0.067,
-    # bid_error_all 0.007-0.067 (seed 0 once 0.014, once 0.067); without offers bid_error_all
-    # is 1.5, so 0.15 tells the two apart.
-    summary = train_config(tmp_path, "configs/chain.yaml", sets=["value_range=adaptive"])
+def test_chain_with_bids_in_a_fixed_range_walks_right(ray_session, tmp_path):
+    # Beta bids in [0, 1] (value_range: null) with the YAML's scored offers. Measured on seeds
+    # 0-5 (docs/results.md): bid_error 0.033-0.045, bid_error_all 0.087-0.111; without
+    # exploration bid_error_all is 0.42-0.69, so 0.15 tells the two apart.
+    summary = train_config(tmp_path, "configs/chain.yaml", sets=["value_range=null"])
     assert summary["greedy_return"] == pytest.approx(0.8) and summary["greedy_length"] == 5
-    assert summary["bid_error"] <= 0.1, f"bid error {summary['bid_error']:.4f} (tolerance 0.1)"
+    assert summary["bid_error"] <= 0.05, f"bid error {summary['bid_error']:.4f} (tolerance 0.05)"
     assert summary["bid_error_all"] <= 0.15, f"every primitive's bid error {summary['bid_error_all']:.4f} (0.15)"
 
 

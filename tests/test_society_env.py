@@ -188,7 +188,9 @@ CASES = {
 def stock_config(fragment: int | str, **overrides):
     config = load_config("configs/chain.yaml", {"train_batch_size_per_learner": 64, "minibatch_size": 64,
                                                 "num_envs_per_env_runner": 3, "sampler": "stock", **overrides},
-                         [] if "exploration" in overrides else ["exploration=null"])  # None overrides nothing
+                         [*([] if "value_range" in overrides else ["value_range=null"]),
+                          *([] if "exploration" in overrides else ["exploration=null"])])
+    # (None overrides nothing; the stock path bids in a fixed range)
     algo_config = society_ppo_config(config)
     if fragment == "complete":
         return config, algo_config.env_runners(batch_mode="complete_episodes")
