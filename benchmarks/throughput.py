@@ -25,8 +25,10 @@ Usage::
         --set rllib.num_learners=1 --csv benchmarks/results/throughput_big.csv
 
 ``--exploration scored:0.3`` (repeatable) adds the fast society with that exploration
-(`rllib_society.exploration`) to the same rounds; its rows also carry the median per-round ratio
-to the fast society without exploration (``ratio_to_fast``): what exploration costs.
+(`rllib_society.exploration`) to the same rounds, and ``--variant value_range=adaptive`` (any
+``--set`` overrides, comma-separated; repeatable) the fast society with those settings; their rows
+also carry the median per-round ratio to the plain fast society (``ratio_to_fast``): what the
+setting costs.
 
 Chain with ``num_actions = primitives`` (actions beyond Left/Right stay in place) is the env.
 Writes every measurement to ``--csv`` and the summary to the same name with ``_summary``.
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "single-agent PPO"
 MEMORY_COLUMNS = ["driver_mb", "learner_mb", "env_runner_mb"]
 FAST = "society (fast)"
+STOCK = "society (stock)"
 SUMMARY_COLUMNS = ["primitives", "bidders", "env_runners", "envs_per_runner", "algo", "mode", "median_sps",
                    "median_ratio", "ratio_min", "ratio_max", "ratio_to_fast", "rounds", "build_s", *MEMORY_COLUMNS]
 
@@ -95,26 +98,31 @@ def train_sps(algo, seconds: float) -> float:
             return (after - before) / (time.perf_counter() - started)
 
 
-def build(config, algo: str, explorations: dict[str, dict]):
+def build(config, algo: str):
     from experiments.algo_config import monolithic_ppo_config, society_ppo_config
 
     if algo == BASELINE:
         return monolithic_ppo_config(config).build_algo()
-    config = config.model_copy(update={"sampler": "stock" if algo == "society (stock)" else "fast",
-                                       "exploration": explorations.get(algo, config.exploration)})
-    return society_ppo_config(config).build_algo()
+    return society_ppo_config(config.model_copy(update={"sampler": "stock" if algo == STOCK else "fast"})).build_algo()
 
 
-def exploration_variants(specs: list[str]) -> dict[str, dict]:
-    """``{"society (fast, scored 0.3)": {"kind": "scored", "rate": 0.3}, ...}`` from ``KIND:RATE``."""
-    variants = {}
-    for spec in specs:
+def fast_variants(explorations: list[str], variants: list[str]) -> dict[str, list[str]]:
+    """``{"society (fast, scored 0.3)": ["exploration={kind: scored, rate: 0.3}"], ...}``:
+    the ``--set`` overrides of each extra fast society, from ``--exploration KIND:RATE`` and
+    ``--variant KEY=VALUE,KEY=VALUE``."""
+    named = {}
+    for spec in explorations:
         kind, _, rate = spec.partition(":")
         try:
-            variants[f"{FAST[:-1]}, {kind} {float(rate):g})"] = {"kind": kind, "rate": float(rate)}
+            named[f"{FAST[:-1]}, {kind} {float(rate):g})"] = [f"exploration={{kind: {kind}, rate: {float(rate)}}}"]
         except ValueError:
             raise SystemExit(f"--exploration {spec!r}: expected KIND:RATE, e.g. scored:0.3") from None
-    return variants
+    for spec in variants:
+        sets = [s.strip() for s in spec.split(",") if s.strip()]
+        if not sets or not all("=" in s for s in sets):
+            raise SystemExit(f"--variant {spec!r}: expected KEY=VALUE[,KEY=VALUE...], e.g. value_range=adaptive")
+        named[f"{FAST[:-1]}, {', '.join(sets)})"] = sets
+    return named
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -178,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--exploration", action="append", default=[], metavar="KIND:RATE",
                         help="also measure the fast society with this exploration, e.g. scored:0.3 (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also measure the fast society with these overrides, e.g. value_range=adaptive (repeatable)")
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="logical CPUs of the embedded Ray (default: the machine's); the algorithms run one at a "
                              "time, so e.g. 2-CPU learners of both fit on a 2-core machine with --num-cpus 6")
@@ -186,8 +196,8 @@ def main(argv=None) -> int:
 
     base = load_config(ROOT / args.config, {"clones": args.clones}, args.sets)
     envs_per_runner = args.envs_per_env_runner or [base.num_envs_per_env_runner]
-    explorations = exploration_variants(args.exploration)
-    algos = [FAST, *explorations, *(["society (stock)"] if args.stock else []), BASELINE]
+    variants = fast_variants(args.exploration, args.variant)
+    algos = [FAST, *variants, *([STOCK] if args.stock else []), BASELINE]
 
     import ray
 
@@ -196,15 +206,15 @@ def main(argv=None) -> int:
     init_ray(num_cpus=args.num_cpus)
     rows = []
     for n, runners, num_envs in itertools.product(args.primitives, args.env_runners, envs_per_runner):
-        config = load_config(ROOT / args.config, {"clones": args.clones, "num_env_runners": runners,
-                                                  "num_envs_per_env_runner": num_envs},
-                             [*args.sets, f"env_config.num_actions={n}"])
-        if runners:  # the runners share this machine's cores with the driver
-            config.num_cpus_per_env_runner = min(config.num_cpus_per_env_runner, 1.0 / runners)
         built, build_s = {}, {}
         for name in algos:
+            config = load_config(ROOT / args.config, {"clones": args.clones, "num_env_runners": runners,
+                                                      "num_envs_per_env_runner": num_envs},
+                                 [*args.sets, f"env_config.num_actions={n}", *variants.get(name, [])])
+            if runners:  # the runners share this machine's cores with the driver
+                config.num_cpus_per_env_runner = min(config.num_cpus_per_env_runner, 1.0 / runners)
             started = time.perf_counter()
-            built[name] = build(config, name, explorations)
+            built[name] = build(config, name)
             build_s[name] = time.perf_counter() - started
         for algo in built.values():
             algo.train()  # warm-up: first-iteration set-up is not throughput
