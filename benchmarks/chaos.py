@@ -77,6 +77,7 @@ def run_py(output: Path, address: str, args: argparse.Namespace, resume: bool = 
                     "--set", f"checkpoint_frequency={args.checkpoint_frequency}", "--set", "checkpoints_to_keep=null",
                     "--set", f"num_cpus_per_env_runner={args.cpus_per_env_runner}",
                     "--set", f"row_ledger={ledger_folder(output)}"]
+        command += [arg for item in args.set for arg in ("--set", item)]
     output.parent.mkdir(parents=True, exist_ok=True)
     with (output.parent / f"{output.name}{'-resume' if resume else ''}.stderr.log").open("w") as log:
         return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -223,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bid-tolerance", type=float, default=0.05,
                         help="largest |bid error (chaos) - bid error (undisturbed)| called noise")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for both runs, as run.py's --set (repeatable)")
     parser.add_argument("--output", default=None, help="folder for both runs (default: a temp folder)")
     parser.add_argument("--json", default=None, help="also write the report here")
     args = parser.parse_args(argv)

@@ -118,7 +118,8 @@ def test_tiny_search_writes_one_row_per_trial(tiny_search):
         ("v", 1), ("v", 2), ("ccv", 1), ("ccv", 2)}
     assert table["seed"].nunique() == 4
     assert (table["env_steps"] >= 1200).all() and (table["iterations"] == 3).all()
-    assert table["bid_error"].between(0, 1).all() and table["greedy_return"].notna().all()
+    # Chain's YAML bids at any scale, so a bid error (in value units) is not bounded by 1.
+    assert (table["bid_error"] >= 0).all() and table["greedy_return"].notna().all()
     assert (table["best_return"] >= table["final_return"] - 1e-9).all()
     for row in table.itertuples():  # each trial's own summary agrees with its row
         summary = json.loads((Path(row.path) / "summary.json").read_text())
