@@ -79,6 +79,10 @@ class ExperimentConfig(BaseModel):
     as in the paper's code; the monolithic baseline treats it as a termination) or "bootstrap"
     (only a cut: the cut auction is paid the cut state's price, as if the episode went on, and
     the baseline's PPO bootstraps; sampler: fast only). Q* and the bid error follow it."""
+    lookahead: Any = "sampled"
+    """Which bids price the state a winner sells: "sampled" (the clearing price of the sampled
+    bids, the paper's) or "mean" (of the bidders' mean bids: a state sells for max_k Q(s', k)
+    at the truthful equilibrium, without the bias of the bids' noise; sampler: fast)."""
     exploration: Any = None
     """Exploration inside the auction: None (the paper's auction) or {kind: offers, rate: r}, a
     share r of auctions being random-price offers to one primitive, which keep every primitive's
@@ -191,6 +195,7 @@ class ExperimentConfig(BaseModel):
             "gamma": self.gamma,
             "value_range": self.value_range,
             "truncation": self.truncation,
+            "lookahead": self.lookahead,
             "exploration": self.exploration,
             "eval_episodes": self.eval_episodes,
             "eval_max_steps": self.eval_max_steps,
@@ -252,7 +257,7 @@ class ExperimentConfig(BaseModel):
 
 #: The keys of the society itself (`SocietyPPOConfig.society`), checked by the library.
 SOCIETY_KEYS = ("env", "env_config", "auction", "clones", "dropout", "dropout_unit", "gamma", "value_range",
-                "truncation", "exploration", "eval_episodes", "eval_max_steps", "options", "option_done_action",
+                "truncation", "lookahead", "exploration", "eval_episodes", "eval_max_steps", "options", "option_done_action",
                 "option_max_steps", "option_bids")
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 

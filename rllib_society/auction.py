@@ -12,6 +12,9 @@ import numpy as np
 AUCTIONS = ("v", "ccv", "bb", "env")
 #: What agent dropout removes together: one bidder, or a primitive with all its clones.
 DROPOUT_UNITS = ("agent", "primitive")
+#: Which bids price the state a seller sells: the sampled bids (the paper's), or the bidders'
+#: mean bids (`auction_outcomes`).
+LOOKAHEADS = ("sampled", "mean")
 
 
 def clear_auctions(
@@ -52,6 +55,7 @@ class Outcomes(NamedTuple):
     winners: np.ndarray  # who acts: the highest active bidder, or the offered bidder who bought
     paid: np.ndarray  # what the winner pays: the second price (its own bid in ``bb``), or the offer's price
     received: np.ndarray  # what the state's seller (the previous winner) is paid: the usual clearing price
+    usual_received: np.ndarray  # the usual clearing price over the sampled bids (= received unless priced by mean bids)
     usual_paid: np.ndarray  # what the winner of the usual auction, over all active bids, would pay
     bought: np.ndarray  # bool: an offer accepted (a scored offer always is)
     scored: np.ndarray  # (T, A) bool: the bidders scored on their bids (a scored offer's primitive's clones)
@@ -60,7 +64,8 @@ class Outcomes(NamedTuple):
 
 def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction: str = "ccv",
                      offered: np.ndarray | None = None, offer_prices: np.ndarray | None = None,
-                     scored: np.ndarray | None = None, clones: int = 1) -> Outcomes:
+                     scored: np.ndarray | None = None, clones: int = 1,
+                     lookahead_bids: np.ndarray | None = None) -> Outcomes:
     """Who wins each auction and what changes hands, with exploration offers or without.
 
     The usual auction: the highest active bid wins and pays the second price (``v``, ``ccv``;
@@ -81,12 +86,22 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     b * v - b^2 / 2, less v^2 / 2, which no bid changes; again largest at b = v
     (`outcome_utilities` settles it once v is known).
 
+    With ``lookahead_bids`` (``lookahead: mean``: the bidders' mean bids), the seller receives
+    the clearing price over those instead of over the sampled bids, which still decide who
+    wins and what the buyer pays; the difference goes to the market. The price a bidder's state
+    sells for never depends on its own bid for the state it buys, so bidding its value stays
+    dominant; with two clones or more per primitive, the second-highest mean bid is the highest
+    primitive's mean, so at the truthful equilibrium a state sells for max_k Q(s', k) (Bellman's
+    optimality) rather than for the second-highest of noisy samples, whose bias grows with the
+    bids' spread.
+
     Args:
         bids, active: as `clear_auctions`. auction: one of ``AUCTIONS`` (``env`` prices as ``ccv``).
         offered: optional (T,) bidder offered each state, -1 where there is no offer.
         offer_prices: (T,) the offers' prices (ignored where there is no offer or it is scored).
         scored: optional (T,) bool, the scored offers (else random-price ones).
         clones: bidders per primitive (a scored offer scores them all).
+        lookahead_bids: optional (T, A) bids that price each state for its seller (`LOOKAHEADS`).
     """
     bids = np.asarray(bids, dtype=np.float64)
     active = _active_mask(active, bids.shape)
@@ -94,7 +109,13 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     winners, seconds = clear_auctions(bids, active)
     winning_bids = bids[steps, winners]
     usual_paid = winning_bids if auction == "bb" else seconds
-    received = seconds if auction in ("ccv", "env") else winning_bids
+    usual_received = received = seconds if auction in ("ccv", "env") else winning_bids
+    if lookahead_bids is not None:
+        lookahead_bids = np.asarray(lookahead_bids, dtype=np.float64)
+        if lookahead_bids.shape != bids.shape:
+            raise ValueError(f"`lookahead_bids` must have the shape of `bids` {bids.shape}, got {lookahead_bids.shape}.")
+        top, second = clear_auctions(lookahead_bids, active)
+        received = second if auction in ("ccv", "env") else lookahead_bids[steps, top]
     paid, bought, scored_ = usual_paid.copy(), np.zeros(len(bids), dtype=bool), np.zeros(bids.shape, dtype=bool)
     if offered is not None:
         offered = np.asarray(offered, dtype=np.int64)
@@ -118,7 +139,7 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
             others, others_seconds = clear_auctions(bids[declined], without)
             winners[declined] = others
             paid[declined] = bids[declined][np.arange(len(others)), others] if auction == "bb" else others_seconds
-    return Outcomes(winners, paid, received, usual_paid, bought, scored_, bids)
+    return Outcomes(winners, paid, received, usual_received, usual_paid, bought, scored_, bids)
 
 
 def episode_utilities(
@@ -131,6 +152,7 @@ def episode_utilities(
     offer_prices: np.ndarray | None = None,
     scored: np.ndarray | None = None,
     clones: int = 1,
+    lookahead_bids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every agent's utility at every auction step of one episode (spec section 2).
 
@@ -146,7 +168,8 @@ def episode_utilities(
     offered bidder who buys is the winner and pays the offer's price instead; a scored offer's
     bidder and the other clones of its primitive get -(b - v_t)^2 / 2 for their bids b,
     v_t = r_t + g_t * L_{t+1} being the value of the step (L_{t+1} the lookahead above).
-    B_{t+1} and P_{t+1} stay the usual auction's, over all active bids.
+    B_{t+1} and P_{t+1} stay the usual auction's, over all active bids; with ``lookahead_bids``
+    (``lookahead: mean``) they are taken over those bids instead.
 
     Args:
         bids: (T, A) bids, T auction steps of A agent ids.
@@ -156,6 +179,7 @@ def episode_utilities(
         auction: one of ``AUCTIONS``.
         active: optional (T, A) boolean mask of the agents taking part at each step.
         offered, offer_prices, scored, clones: optional exploration offers (`auction_outcomes`).
+        lookahead_bids: optional (T, A) bids that price each state for its seller (`auction_outcomes`).
 
     Returns:
         (T, A) float64 utilities.
@@ -173,9 +197,8 @@ def episode_utilities(
             f"Expected bids (T, A) with rewards and discounts of shape (T,); got bids {bids.shape}, "
             f"rewards {rewards.shape}, discounts {discounts.shape}."
         )
-    return outcome_utilities(auction_outcomes(bids, active, auction, offered, offer_prices, scored, clones),
-                             bids.shape,
-                             rewards, discounts, auction)
+    outcomes = auction_outcomes(bids, active, auction, offered, offer_prices, scored, clones, lookahead_bids)
+    return outcome_utilities(outcomes, bids.shape, rewards, discounts, auction)
 
 
 def outcome_utilities(outcomes: Outcomes, shape: tuple[int, int], rewards: np.ndarray, discounts: np.ndarray,
@@ -203,11 +226,15 @@ def winner_values(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray
 def market_balance(outcomes: Outcomes, rewards: np.ndarray, discounts: np.ndarray) -> np.ndarray:
     """(T,) what the market keeps at each step against the usual auction: an offer's price (or,
     for a scored offer, the value v of the step and the losses (b - v)^2 / 2 its scored bidders
-    pay) less what the usual auction's winner would have paid; 0 at steps without an offer."""
+    pay) less what the usual auction's winner would have paid (0 at steps without an offer),
+    plus, when mean bids price the state (``lookahead_bids``), the usual clearing price less what
+    the seller receives (from step 1 on: the first state has no seller)."""
     values = winner_values(outcomes, rewards, discounts)
     losses = np.where(outcomes.scored, (np.nan_to_num(outcomes.bids) - values[:, None]) ** 2 / 2, 0.0).sum(axis=1)
     kept = np.where(outcomes.scored.any(axis=1), values + losses, outcomes.paid)
-    return kept - outcomes.usual_paid
+    diverted = outcomes.usual_received - outcomes.received
+    diverted[:1] = 0.0
+    return kept - outcomes.usual_paid + diverted
 
 
 def _active_mask(active: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

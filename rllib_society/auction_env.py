@@ -42,6 +42,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "gamma": 0.99,
     "value_range": None,
     "truncation": "end",
+    "lookahead": "sampled",
     "exploration": None,
     "eval_episodes": 1,
     "eval_max_steps": None,
@@ -61,10 +62,18 @@ def record_utilities(records: list[dict[str, Any]], auction: str, clones: int) -
         np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
         np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
         np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
-        np.array([r.get("scored", False) for r in records]), clones,
+        np.array([r.get("scored", False) for r in records]), clones, lookahead_bids(records),
     )
     utilities[[bool(r.get("pricing")) for r in records]] = 0.0
     return utilities
+
+
+def lookahead_bids(records: list[dict[str, Any]]) -> np.ndarray | None:
+    """The bids that priced each record's state for its seller (``lookahead: mean``: the mean
+    bids), or None when the sampled bids did."""
+    if not records or "lookahead_bids" not in records[0]:
+        return None
+    return np.stack([r["lookahead_bids"] for r in records])
 
 
 def primitive_name(primitive: int) -> str:
@@ -202,6 +211,9 @@ class AuctionEnv(gym.Env):
         truncation: "end" (a time-limit cut ends the task: the cut auction's lookahead is 0) or
             "bootstrap" (the cut state is priced: one more auction, whose bids only set the cut
             auction's lookahead, then the episode ends truncated; see `TRUNCATIONS`).
+        lookahead: "sampled" (a state sells for the clearing price of the sampled bids, the
+            paper's) or "mean" (of the bidders' mean bids, which the env runner sets as
+            ``lookahead_bids`` before each step; see `auction_outcomes`).
         exploration: None (the paper's auction) or ``{"kind": k, "rate": r}``: a share r of
             auctions offer the state to one bidder, at a random price (``offers``) or scored on
             its bid (``scored``); see `rllib_society.exploration`.
@@ -244,6 +256,10 @@ class AuctionEnv(gym.Env):
         #: The share of exploration auctions (greedy evaluation sets it to 0; the fast env runner
         #: follows a schedule's).
         self.exploration_rate = scheduled_rate(self.exploration["rate"], 0)
+        #: With ``lookahead: mean``, the bidders' mean bids for the coming step (the fast env runner
+        #: sets them; when unset, the step's own bids price the state).
+        self.lookahead_bids: np.ndarray | None = None
+        self.mean_lookahead = self.config["lookahead"] == "mean"
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Starts an episode of the wrapped env and draws which bidders sit it out (dropout)."""
@@ -251,7 +267,7 @@ class AuctionEnv(gym.Env):
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r", "offers",
-                                                           "offer_prices", "scored")}
+                                                           "offer_prices", "scored", "lookahead_bids")}
         self._env_steps = 0
         self.pricing = False
         self.state = state
@@ -270,6 +286,11 @@ class AuctionEnv(gym.Env):
         scored = offer >= 0 and self.exploration["kind"] == "scored"
         offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
         outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers, clones=self.clones)
+        lookahead = bids
+        if self.mean_lookahead and self.lookahead_bids is not None:
+            lookahead = np.asarray(self.lookahead_bids, dtype=np.float64).reshape(-1)
+            lookahead = np.where(self.active, lookahead if self.adaptive else np.clip(lookahead, 0, 1), np.nan)
+            self.lookahead_bids = None  # one step's: set again before the next
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
@@ -278,7 +299,8 @@ class AuctionEnv(gym.Env):
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
         reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
-        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price, scored)):
+        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price, scored,
+                                              lookahead)):
             self._history[key].append(value)
 
         record = {
@@ -297,6 +319,8 @@ class AuctionEnv(gym.Env):
             "last": last,
             "pricing": self.pricing,
         }
+        if self.mean_lookahead:
+            record["lookahead_bids"] = lookahead  # the bids that price the state for its seller
         if inner:  # a society option's own auctions, one per env step
             record[INNER_AUCTIONS] = inner
         if last:
@@ -340,7 +364,9 @@ class AuctionEnv(gym.Env):
         active = np.broadcast_to(self.active, bids.shape)
         offers = (np.array(self._history["offers"], dtype=np.int64), np.array(self._history["offer_prices"]),
                   np.array(self._history["scored"], dtype=bool))
-        outcomes = auction_outcomes(bids, active, self.config["auction"], *offers, clones=self.clones)
+        lookahead = np.array(self._history["lookahead_bids"]) if self.mean_lookahead else None
+        outcomes = auction_outcomes(bids, active, self.config["auction"], *offers, clones=self.clones,
+                                    lookahead_bids=lookahead)
         rewards, discounts = self._history["rewards"], self._history["discounts"]
         utilities = outcome_utilities(outcomes, bids.shape, rewards, discounts, self.config["auction"])
         steps = len(bids) - self.pricing  # the last row priced the cut state: not an auction of the episode

@@ -93,7 +93,7 @@ class SocietyPPOConfig(PPOConfig):
     def society(self, *, env: str = NotProvided, env_config: dict = NotProvided, auction: str = NotProvided,
                 clones: int = NotProvided, dropout: float = NotProvided, dropout_unit: str = NotProvided,
                 gamma: float = NotProvided, value_range: list = NotProvided, truncation: str = NotProvided,
-                exploration: dict | None = NotProvided,
+                lookahead: str = NotProvided, exploration: dict | None = NotProvided,
                 options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
                 option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
@@ -113,6 +113,8 @@ class SocietyPPOConfig(PPOConfig):
                 "adaptive": bids on the real line, in env units (`rllib_society.value_scale`).
             truncation: "end" (a time-limit cut ends the task) or "bootstrap" (the cut auction is
                 paid the cut state's price; needs sampler "fast").
+            lookahead: "sampled" (a state sells for the clearing price of the sampled bids) or
+                "mean" (of the bidders' mean bids; needs sampler "fast"; `auction_outcomes`).
             exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r}:
                 a share r of auctions offer the state to one primitive, at a random price or
                 scored on its bid, so that every primitive learns its value, not only the

@@ -9,7 +9,7 @@ import math
 from numbers import Real
 from typing import Any
 
-from rllib_society.auction import AUCTIONS, DROPOUT_UNITS
+from rllib_society.auction import AUCTIONS, DROPOUT_UNITS, LOOKAHEADS
 from rllib_society.auction_env import TRUNCATIONS, check_env_id
 from rllib_society.errors import FieldError
 from rllib_society.exploration import exploration_settings
@@ -56,6 +56,11 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("truncation", config["truncation"],
                          "end with sampler: stock (RLlib's stock learner would train the bids of the pricing "
                          "auction, which earn nothing; use sampler: fast)")
+    one_of("lookahead", LOOKAHEADS)
+    if config["lookahead"] == "mean" and sampler == "stock":
+        raise FieldError("lookahead", config["lookahead"],
+                         "sampled with sampler: stock (RLlib's env runner hands the env sampled bids only; "
+                         "use sampler: fast)")
     rate = exploration_settings(config["exploration"])["rate"]
     if isinstance(rate, list) and sampler == "stock":
         raise FieldError("exploration.rate", rate, "a constant rate with sampler: stock (the fast env runner "

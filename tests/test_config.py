@@ -57,6 +57,8 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"rollout_fragment_length": 0}, [], r"rollout_fragment_length=0.*\"auto\" or an integer > 0"),
         ({"truncation": "cut"}, [], r"truncation='cut'.*one of end, bootstrap"),
         ({"sampler": "stock", "truncation": "bootstrap"}, ["value_range=null"], r"truncation='bootstrap'.*end with sampler: stock"),
+        ({"lookahead": "max"}, [], r"lookahead='max'.*one of sampled, mean"),
+        ({"sampler": "stock", "lookahead": "mean"}, ["value_range=null"], r"lookahead='mean'.*sampled with sampler: stock"),
         ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None, \[lo, hi\].*or adaptive"),
         ({}, ["reward_scale=0.1"], r"reward_scale=0.1 is not allowed any more.*value_range: \[0, 1/s\] \(here \[0, 10\]\)"),
         ({"env": "CartPole-v1"}, ["value_range=null"], r"value_range=None is not allowed for env 'CartPole-v1'"),

@@ -10,12 +10,14 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+import torch
 from ray.rllib.core.columns import Columns
 
 from experiments.algo_config import society_ppo_config
 from rllib_society.env_runner import AuctionChunk, SocietyEnvRunner
 from rllib_society.rows import compare_rows
 from rllib_society.society_env import SocietyEnv
+from rllib_society.society_module import bid_distribution_of
 from test_society_env import CASES, OPTIONS, oracle
 
 FRAGMENTS = [1, 2, 3, 7, "complete"]
@@ -85,6 +87,12 @@ FAST_CASES = {
     "ccv_adaptive_offers": {"auction": "ccv", "value_range": "adaptive", "exploration": {"kind": "offers", "rate": 0.5}},
     "bb_adaptive_scored_bootstrap": {"auction": "bb", "value_range": "adaptive", "truncation": "bootstrap",
                                      "env_config": {"max_episode_steps": 6}, "exploration": {"kind": "scored", "rate": 0.5}},
+    # States sold for the clearing price of the mean bids (the oracle reads them from the records;
+    # test_the_mean_lookahead_prices_with_the_modules_mean_bids checks they are the modules').
+    "ccv_mean_lookahead_scored": {"auction": "ccv", "lookahead": "mean", "value_range": [0.0, 1.0],
+                                  "exploration": {"kind": "scored", "rate": 0.5}},
+    "v_mean_lookahead_adaptive_bootstrap": {"auction": "v", "lookahead": "mean", "value_range": "adaptive",
+                                            "truncation": "bootstrap", "env_config": {"max_episode_steps": 6}},
 }
 
 
@@ -126,6 +134,21 @@ def test_every_auction_reaches_the_learner_once_with_its_exact_utility(fragment,
         assert sum(len(c) for c in chunks) + sum(map(len, pending.values())) + priced == stepped
         if not (fragment == 7 and "bootstrap" in case):  # episodes cut at 6 auctions may fit a fragment of 7
             assert any(not c.is_done for c in chunks)
+    runner.stop()
+
+
+@pytest.mark.parametrize("value_range", [[0.0, 1.0], "adaptive"])
+def test_the_mean_lookahead_prices_with_the_modules_mean_bids(value_range):
+    runner, _ = fast(3, lookahead="mean", value_range=value_range)
+    chunks = runner.sample(random_actions=False)
+    scale, clones = runner.module.value_scale(), runner.auction_envs[0].clones
+    for chunk in chunks:
+        inputs = torch.as_tensor(chunk.bid_inputs).repeat_interleave(clones, dim=1)
+        means = bid_distribution_of(scale).from_logits(inputs).to_deterministic().loc[..., 0].numpy()
+        means = means if scale is None else scale[0] + scale[1] * means  # auctioned in env units
+        recorded = np.stack([record["lookahead_bids"] for record in chunk.records])
+        np.testing.assert_allclose(recorded, means, atol=1e-5)
+        assert not np.allclose(recorded, np.stack([record["bids"] for record in chunk.records]))  # sampled differ
     runner.stop()
 
 

@@ -49,6 +49,9 @@ def test_the_stock_sampler_is_rllibs_own_runner_and_learner():
     ({"truncation": "cut"}, r"truncation='cut' is not allowed; truncation must be one of end, bootstrap\.$"),
     ({"truncation": "bootstrap", "sampler": "stock"}, r"truncation='bootstrap' is not allowed; truncation must be end "
                                                      r"with sampler: stock"),
+    ({"lookahead": "max"}, r"lookahead='max' is not allowed; lookahead must be one of sampled, mean\.$"),
+    ({"lookahead": "mean", "sampler": "stock"}, r"lookahead='mean' is not allowed; lookahead must be sampled with "
+                                                r"sampler: stock"),
     ({"sampler": "rllib"}, r"sampler='rllib' is not allowed; sampler must be one of fast, stock\.$"),
     ({"gamma": 1.5}, r"gamma=1.5 is not allowed; gamma must be in \[0, 1\]\.$"),
 ])

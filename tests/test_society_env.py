@@ -64,7 +64,8 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
     price (wins, pays the price), else the auction runs without it; a scored offer (``scored``)
     always goes through, and the bidder and the other active clones of its primitive, bidding b,
     earn -(b - v)^2 / 2, v the step's reward plus discounted lookahead. The
-    seller of each state is paid that state's usual price, over all active bids."""
+    seller of each state is paid that state's usual price, over all active bids (over the
+    record's ``lookahead_bids`` where it holds them: ``lookahead: mean``)."""
     lo, hi = value_range
 
     def clear(record, without=-1):
@@ -96,9 +97,10 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
         active, _, _ = clear(record)
         winner, paid, scored = settle(record)
         next_bid = next_price = 0.0
-        if t + 1 < len(records):
-            _, next_winner, next_price = clear(records[t + 1])
-            next_bid = records[t + 1]["bids"][next_winner]
+        if t + 1 < len(records):  # with lookahead: mean, the next state is priced by the mean bids
+            priced = {**records[t + 1], "bids": records[t + 1].get("lookahead_bids", records[t + 1]["bids"])}
+            _, next_winner, next_price = clear(priced)
+            next_bid = priced["bids"][next_winner]
         shift = lo if record["last"] else (1 - record["discount"]) * lo
         reward = (record["env_reward"] - shift) / (hi - lo)
         if auction == "env":
