@@ -49,13 +49,14 @@ def naive_settlement(bids, active, offered, prices, auction, scored=None, clones
     return rows
 
 
-def naive_utilities(settled, rewards, auction):
+def naive_utilities(settled, rewards, auction, receipts=None):
     """(T, A) utilities of `naive_settlement`'s rows: the winner's value v (the reward plus the
-    discounted receipt of the next step) less what it paid, or, for the scored bidders,
-    -(bid - v)^2 / 2; everyone else 0."""
+    discounted receipt of the next step: its usual one, or `receipts`' (``lookahead: mean``))
+    less what it paid, or, for the scored bidders, -(bid - v)^2 / 2; everyone else 0."""
+    receipts = [s[3] for s in settled] if receipts is None else receipts
     want = np.zeros((len(settled), BIDDERS))
     for t, (winner, paid, _, _, score_bids) in enumerate(settled):
-        lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
+        lookahead = receipts[t + 1] if t + 1 < len(settled) else 0.0
         value = rewards[t] + GAMMA * lookahead
         if auction == "env":
             want[t, winner] = rewards[t]
@@ -66,15 +67,21 @@ def naive_utilities(settled, rewards, auction):
     return want
 
 
-def naive_market_balance(settled, rewards, offered):
-    """What the market keeps over the usual auction, summed over the offers."""
+def naive_market_balance(settled, rewards, offered, receipts=None):
+    """What the market keeps over the usual auction, summed: the offers' prices (a scored offer:
+    the value and the scored bidders' losses) less what the usual winners would have paid, and,
+    with other `receipts` than the usual ones, from step 1 on, the usual receipt less the one paid."""
+    usual = [s[3] for s in settled]
+    receipts = usual if receipts is None else receipts
     total = 0.0
     for t, (_, paid, usual_paid, _, score_bids) in enumerate(settled):
         if offered[t] >= 0:
-            lookahead = settled[t + 1][3] if t + 1 < len(settled) else 0.0
+            lookahead = receipts[t + 1] if t + 1 < len(settled) else 0.0
             value = rewards[t] + GAMMA * lookahead
             kept = value + sum((bid - value) ** 2 / 2 for bid in score_bids.values()) if score_bids else paid
             total += kept - usual_paid
+        if t > 0:
+            total += usual[t] - receipts[t]
     return total
 
 

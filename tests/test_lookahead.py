@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities, market_balance
-from test_exploration import BIDDERS, GAMMA, naive_settlement, random_episode
+from test_exploration import GAMMA, naive_market_balance, naive_settlement, naive_utilities, random_episode
 
 
 def naive_receipts(means, active, auction):
@@ -20,35 +20,6 @@ def naive_receipts(means, active, auction):
         second = means[t][ordered[1]] if len(ordered) > 1 else 0.0
         receipts.append(second if auction in ("ccv", "env") else means[t][ordered[0]])
     return receipts
-
-
-def naive_utilities(settled, receipts, rewards, auction):
-    """(T, A): the winner earns its reward plus the discounted receipt of the next step, less what
-    it paid; a scored bidder -(bid - value)^2 / 2; everyone else 0."""
-    want = np.zeros((len(settled), BIDDERS))
-    for t, (winner, paid, _, _, score_bids) in enumerate(settled):
-        value = rewards[t] + GAMMA * (receipts[t + 1] if t + 1 < len(settled) else 0.0)
-        if auction == "env":
-            want[t, winner] = rewards[t]
-            continue
-        want[t, winner] = value - paid
-        for b, bid in score_bids.items():
-            want[t, b] = -(bid - value) ** 2 / 2
-    return want
-
-
-def naive_balance(settled, receipts, rewards, offered):
-    """What the market keeps over the usual auction: the offers' terms (as in test_exploration),
-    plus, from step 1 on, the usual receipt (over the sampled bids) less the mean bids' receipt."""
-    total = 0.0
-    for t, (_, paid, usual_paid, usual_receipt, score_bids) in enumerate(settled):
-        value = rewards[t] + GAMMA * (receipts[t + 1] if t + 1 < len(settled) else 0.0)
-        if offered[t] >= 0:
-            kept = value + sum((bid - value) ** 2 / 2 for bid in score_bids.values()) if score_bids else paid
-            total += kept - usual_paid
-        if t > 0:
-            total += usual_receipt - receipts[t]
-    return total
 
 
 @pytest.mark.parametrize("clones", [1, 2, 3])
@@ -64,14 +35,14 @@ def test_mean_lookahead_utilities_are_the_naive_loops(auction, seed, clones):
     receipts = naive_receipts(means, active, auction)
     assert not np.allclose(receipts, [s[3] for s in settled])  # the mean bids price differently
     have = episode_utilities(bids, rewards, discounts, auction, active, offered, prices, scored, clones, means)
-    np.testing.assert_allclose(have, naive_utilities(settled, receipts, rewards, auction), atol=1e-12)
+    np.testing.assert_allclose(have, naive_utilities(settled, rewards, auction, receipts), atol=1e-12)
     outcomes = auction_outcomes(bids, active, auction, offered, prices, scored, clones, means)
     assert outcomes.winners.tolist() == [s[0] for s in settled]  # the sampled bids decide who wins
     np.testing.assert_allclose(outcomes.paid, [s[1] for s in settled])  # and what the buyer pays
     np.testing.assert_allclose(outcomes.received, receipts)
     np.testing.assert_allclose(outcomes.usual_received, [s[3] for s in settled])
     assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
-        naive_balance(settled, receipts, rewards, offered))
+        naive_market_balance(settled, rewards, offered, receipts))
 
 
 def test_mean_bids_equal_to_the_sampled_ones_change_nothing():
