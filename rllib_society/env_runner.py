@@ -216,15 +216,15 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         by_agents = self.config.count_steps_by == "agent_steps"
         chunks, steps, counted, finished = [], 0, 0, 0
         mean_lookahead = envs[0].mean_lookahead
+        # Bids on the real line are trained in units of the value scale, auctioned in env units.
+        env_units = (lambda x: x) if scale is None else (lambda x: scale[0] + scale[1] * x)  # noqa: E731
         while (counted < num_timesteps) if not complete else (finished < num_episodes):
-            bids, logp, inputs, means = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions, scale)
-            # Bids on the real line are trained in units of the value scale, auctioned in env units.
-            auctioned = bids if scale is None else scale[0] + scale[1] * bids
-            if mean_lookahead:
-                means = means if scale is None else scale[0] + scale[1] * means
+            bids, logp, inputs, means = self._bid(np.stack(self._obs), envs[0].clones, explore, random_actions,
+                                                  scale, mean_lookahead)
+            auctioned = env_units(bids)
             for i, env in enumerate(envs):
                 if mean_lookahead:
-                    env.lookahead_bids = means[i]
+                    env.lookahead_bids = env_units(means[i])
                 episode = self._open[i]
                 for key, value in (("obs", self._obs[i]), ("bids", bids[i]), ("logp", logp[i]),
                                    ("bid_inputs", inputs[i])):
@@ -266,19 +266,20 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
                                       env=self.env.unwrapped, rl_module=self.module, env_index=index, **extra))
 
     def _bid(self, obs: np.ndarray, clones: int, explore: bool, random_actions: bool,
-             scale: tuple[float, float] | None = None):
-        """(M, bidders) bids, their log-probabilities and the distributions' means, and (M, N, 2)
-        bid inputs, for M states; `scale`: the module's value scale (bids on the real line), read
-        once per `sample()` call."""
+             scale: tuple[float, float] | None = None, with_means: bool = False):
+        """(M, bidders) bids and log-probabilities, (M, N, 2) bid inputs and, `with_means`
+        (``lookahead: mean``), the (M, bidders) mean bids, for M states; `scale`: the module's
+        value scale (bids on the real line), read once per `sample()` call."""
         with torch.no_grad():
             inputs = self.module.bid_inputs(torch.as_tensor(obs, device=self.module.device))
             if random_actions:
                 inputs = torch.zeros_like(inputs)  # uniform bids (standard normal on the real line)
             dist = bid_distribution_of(scale).from_logits(inputs.repeat_interleave(clones, dim=1))
-            means = dist.to_deterministic().loc
+            means = dist.to_deterministic().loc if with_means or not explore else None
             bids = dist.sample() if explore else means
             logp = dist.logp_each(bids)
-        return bids[..., 0].cpu().numpy(), logp[..., 0].cpu().numpy(), inputs.cpu().numpy(), means[..., 0].cpu().numpy()
+        first = lambda x: x[..., 0].cpu().numpy()  # noqa: E731
+        return first(bids), first(logp), inputs.cpu().numpy(), first(means) if with_means else None
 
     def _chunk(self, env: AuctionEnv, episode: AuctionEpisode) -> AuctionChunk:
         """The episode's unreported rows whose utilities are known: all of them if it is done,
