@@ -84,9 +84,11 @@ class ExperimentConfig(BaseModel):
     bids, the paper's) or "mean" (of the bidders' mean bids: a state sells for max_k Q(s', k)
     at the truthful equilibrium, without the bias of the bids' noise; sampler: fast)."""
     exploration: Any = None
-    """Exploration inside the auction: None (the paper's auction) or {kind: offers, rate: r}, a
-    share r of auctions being random-price offers to one primitive, which keep every primitive's
-    bid truthful, not only the winners' (`rllib_society.exploration`). Greedy evaluation never
+    """Exploration inside the auction: None (the paper's auction) or {kind: offers or scored,
+    rate: r, bonus: b}, a share r of auctions being offers to one primitive (at a random price, or
+    scored on its bid), which keep every primitive's bid truthful, not only the winners', and a
+    count bonus b / sqrt(n) env reward units paid by the market for the n-th time a primitive
+    acts in a state (Discrete states; `rllib_society.exploration`). Greedy evaluation never
     explores."""
     options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (run, trial or checkpoint folders of single-agent

@@ -200,11 +200,16 @@ def build_summary(
         summary["bid_error"] = flat.get(BID_ERROR)  # None when Q* leaves the value range
         summary["bid_error_all"] = flat.get(BID_ERROR_ALL)
         summary["truthful_share"] = last_result.get("society", {}).get("truthful_share")
-    for key in EXPLORATION_METRICS.values():  # the last iteration's exploration offers
-        if f"env_runners/society/{key}" in flat:
-            summary[key] = flat[f"env_runners/society/{key}"]
     summary["checkpoint"] = checkpoint
     return summary
+
+
+def exploration_totals(progress: pd.DataFrame) -> dict[str, float]:
+    """The run's exploration metrics (`EXPLORATION_METRICS`), summed over its iterations: each
+    iteration logs the sums over the episodes that ended in it (none in some, when episodes are
+    long)."""
+    columns = {key: f"env_runners/society/{key}" for key in EXPLORATION_METRICS.values()}
+    return {key: float(progress[column].fillna(0.0).sum()) for key, column in columns.items() if column in progress}
 
 
 def steps_to_target(progress: pd.DataFrame, target: float | None, metric: str = GREEDY_RETURN,

@@ -141,7 +141,7 @@ def write_trial_outputs(
     and ``test_episodes.png`` (envs with test episodes) into `folder`; returns the summary and the progress table (one row per iteration)."""
     from experiments.evaluation import q_star
     from experiments.reporting import (
-        ENV_RETURN, build_summary, plot_bids, read_progress, steps_to_target, write_summary,
+        ENV_RETURN, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target, write_summary,
     )
 
     q_values = q_star(config.society_config())
@@ -151,6 +151,7 @@ def write_trial_outputs(
         result.checkpoint.path if result.checkpoint else None,
     )
     summary["steps_to_target"] = steps_to_target(progress, config.target_return)
+    summary.update(exploration_totals(progress))
     if ENV_RETURN in progress and progress[ENV_RETURN].notna().any():  # the last iteration may end no episode
         summary["train_return_mean"] = float(progress[ENV_RETURN].dropna().iloc[-1])
     progress.to_csv(folder / "progress.csv", index=False)

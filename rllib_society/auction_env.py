@@ -10,6 +10,7 @@ The reward is the env reward in bid units (`value_range`); the info holds the au
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -214,9 +215,10 @@ class AuctionEnv(gym.Env):
         lookahead: "sampled" (a state sells for the clearing price of the sampled bids, the
             paper's) or "mean" (of the bidders' mean bids, which the env runner sets as
             ``lookahead_bids`` before each step; see `auction_outcomes`).
-        exploration: None (the paper's auction) or ``{"kind": k, "rate": r}``: a share r of
-            auctions offer the state to one bidder, at a random price (``offers``) or scored on
-            its bid (``scored``); see `rllib_society.exploration`.
+        exploration: None (the paper's auction) or ``{"kind": k, "rate": r, "bonus": b}``: a share
+            r of auctions offer the state to one bidder, at a random price (``offers``) or scored
+            on its bid (``scored``), and a count bonus b (`count_bonus`); see
+            `rllib_society.exploration`.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
@@ -260,6 +262,12 @@ class AuctionEnv(gym.Env):
         #: sets them; when unset, the step's own bids price the state).
         self.lookahead_bids: np.ndarray | None = None
         self.mean_lookahead = self.config["lookahead"] == "mean"
+        #: The count bonus's scale (`count_bonus`) and how often each primitive acted in each state.
+        self.bonus = self.exploration["bonus"]
+        if self.bonus and not isinstance(self.base_env.observation_space, gym.spaces.Discrete):
+            raise FieldError("exploration.bonus", self.bonus, "0 for an env whose states are not Discrete "
+                                                              "(the bonus counts visits of each state)")
+        self.counts: dict[tuple[int, int], int] = {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Starts an episode of the wrapped env and draws which bidders sit it out (dropout)."""
@@ -267,7 +275,7 @@ class AuctionEnv(gym.Env):
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r", "offers",
-                                                           "offer_prices", "scored", "lookahead_bids")}
+                                                           "offer_prices", "scored", "lookahead_bids", "bonus")}
         self._env_steps = 0
         self.pricing = False
         self.state = state
@@ -294,13 +302,15 @@ class AuctionEnv(gym.Env):
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
+            bonus = 0.0
         else:
+            bonus = self.count_bonus(winner // self.clones)
             state, env_reward, discount, terminated, truncated, inner = self.apply_primitive(winner // self.clones)
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
-        reward = 0.0 if self.pricing else bid_reward(env_reward, discount, last, self.value_range)
+        reward = 0.0 if self.pricing else bid_reward(env_reward + bonus, discount, last, self.value_range)
         for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price, scored,
-                                              lookahead)):
+                                              lookahead, bonus)):
             self._history[key].append(value)
 
         record = {
@@ -315,6 +325,7 @@ class AuctionEnv(gym.Env):
             "bought": bool(outcome.bought[0]),
             "reward": reward,
             "env_reward": env_reward,
+            "bonus": bonus,  # the count bonus the market paid the winner, in env units (in "reward" too)
             "discount": discount,
             "last": last,
             "pricing": self.pricing,
@@ -328,6 +339,18 @@ class AuctionEnv(gym.Env):
         self.state = state
         self.pricing = cut
         return self._encode(state), reward, terminated, truncated and not cut, {AUCTION_INFO: record}
+
+    def count_bonus(self, primitive: int) -> float:
+        """Count-based optimism: the market pays the winner ``bonus / sqrt(n)`` env reward units for
+        acting in a state whose primitive has now acted there n times (counted by this env, over
+        its episodes). The auction is then the paper's auction on the env with that reward, where
+        truthful bids are dominant as before; the bonus fades as states are revisited, and with it
+        the equilibrium's gap to Q*. Greedy evaluation pays none (it runs without exploration)."""
+        if not self.bonus:
+            return 0.0
+        key = (int(self.state), primitive)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.bonus / math.sqrt(self.counts[key])
 
     def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool, list | None]:
         """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
@@ -386,4 +409,5 @@ class AuctionEnv(gym.Env):
             "offers": int(explored.sum()),
             "offers_bought": int(outcomes.bought[:steps].sum()),
             "market_balance": float(market_balance(outcomes, rewards, discounts)[:steps].sum()),
+            "bonus_paid": float(np.sum(self._history["bonus"])),
         }

@@ -1,5 +1,6 @@
 """Exploration inside the auction: offers to one bidder, at a random price (the
-Becker-DeGroot-Marschak mechanism) or scored on its bid (a proper scoring rule).
+Becker-DeGroot-Marschak mechanism) or scored on its bid (a proper scoring rule), and a count
+bonus (optimism that fades as the states are revisited).
 
 A loser's utility is 0 whatever it bids, so in the usual auction nothing pulls a loser's bid
 toward its value, and a bid that went stale stays stale. With probability ``rate`` an auction is
@@ -36,6 +37,18 @@ those whose price falls below its bid, and the utility is centred: PPO's baselin
 state, so a reward far from 0 on the few offer rows (v - p, or b * v - b^2 / 2) is noise in the
 advantages of all the usual rows of that state, where a loser earns 0; the square loss is
 near 0 where the bid is near truthful. Measured in docs/results.md.
+
+A count bonus (``bonus`` b > 0, with any kind) is optimism that directs the search: the market
+pays the winner b / sqrt(n) env reward units for the n-th time its primitive acts in a state
+(`AuctionEnv.count_bonus`; Discrete states, counted by each env over its episodes). Offers teach
+a stale bidder its value where the society goes; the bonus makes the society go where it has
+seldom been, as a society that never reaches the goal otherwise loops (CliffWalking).
+Why truthful bids stay an equilibrium: the bonus is part of the step's reward, paid whoever wins
+and whatever anyone bid, so the auction is the paper's auction on the env whose reward is r plus
+the bonus, where bidding one's value is dominant as before. Its values are Q* of that reward,
+which tends to Q* as the counts grow and the bonus fades (Q* plus at most b / (1 - gamma) /
+sqrt(n) where every pair ahead was tried n times). The market's payments are reported
+(``bonus_paid``).
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ from rllib_society.errors import FieldError
 #: Exploration mechanisms inside the auction: none, random-price offers, scored offers.
 EXPLORATION_KINDS = ("none", "offers", "scored")
 #: No exploration (the paper's auction).
-NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0}
+NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0}
 
 
 def exploration_settings(value: Any) -> dict[str, Any]:
@@ -66,9 +79,9 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         return dict(NO_EXPLORATION)
     if not isinstance(value, dict):
         raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
-    unknown = sorted(set(value) - {"kind", "rate"})
+    unknown = sorted(set(value) - {"kind", "rate", "bonus"})
     if unknown:
-        raise FieldError("exploration", value, f"a dict with the keys kind and rate (not {', '.join(unknown)})")
+        raise FieldError("exploration", value, f"a dict with the keys kind, rate and bonus (not {', '.join(unknown)})")
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
@@ -82,7 +95,11 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         rate = float(rate)
     if kind == "none" and rate:
         raise FieldError("exploration.rate", rate, "0 with exploration.kind: none")
-    return {"kind": kind, "rate": rate}
+    bonus = value.get("bonus", 0.0)
+    if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0.0 <= bonus < math.inf:
+        raise FieldError("exploration.bonus", bonus, "a number >= 0 (env reward units: the count bonus "
+                                                     "bonus / sqrt(n) for the n-th time a primitive acts in a state)")
+    return {"kind": kind, "rate": rate, "bonus": float(bonus)}
 
 
 def _schedule(rate: list) -> list[list]:

@@ -24,9 +24,10 @@ SMOOTHING_EPISODES = 100
 EPISODE_METRICS = {"env_return": "env_return", "env_steps": "env_steps_per_episode"}
 PER_PRIMITIVE = ("win_freq", "mean_bid", "utility")
 #: Exploration offers (`rllib_society.exploration`), summed per iteration over finished episodes:
-#: exploration auctions, offers bought, and the market's balance (bid units).
+#: exploration auctions, offers bought, the market's balance (bid units) and the count bonus it paid
+#: (env units).
 EXPLORATION_METRICS = {"offers": "exploration_auctions", "offers_bought": "offers_bought",
-                       "market_balance": "market_balance"}
+                       "market_balance": "market_balance", "bonus_paid": "bonus_paid"}
 
 
 class SocietyMetrics(RLlibCallback):

@@ -115,11 +115,12 @@ class SocietyPPOConfig(PPOConfig):
                 paid the cut state's price; needs sampler "fast").
             lookahead: "sampled" (a state sells for the clearing price of the sampled bids) or
                 "mean" (of the bidders' mean bids; needs sampler "fast"; `auction_outcomes`).
-            exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r}:
-                a share r of auctions offer the state to one primitive, at a random price or
-                scored on its bid, so that every primitive learns its value, not only the
-                winners; r may be a schedule [[env_steps, r], ...] (fast sampler)
-                (`rllib_society.exploration`).
+            exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r,
+                "bonus": b}: a share r of auctions offer the state to one primitive, at a random
+                price or scored on its bid, so that every primitive learns its value, not only
+                the winners; r may be a schedule [[env_steps, r], ...] (fast sampler). b > 0 adds
+                a count bonus, b / sqrt(n) env reward units for the n-th time a primitive acts in
+                a (Discrete) state (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

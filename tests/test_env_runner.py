@@ -91,6 +91,9 @@ FAST_CASES = {
     # test_the_mean_lookahead_prices_with_the_modules_mean_bids checks they are the modules').
     "ccv_mean_lookahead_scored": {"auction": "ccv", "lookahead": "mean", "value_range": [0.0, 1.0],
                                   "exploration": {"kind": "scored", "rate": 0.5}},
+    # The count bonus inside the rewards (test_exploration checks it against naive counts).
+    "ccv_scored_bonus": {"auction": "ccv", "value_range": [0.0, 1.0],
+                         "exploration": {"kind": "scored", "rate": 0.5, "bonus": 0.3}},
     "v_mean_lookahead_adaptive_bootstrap": {"auction": "v", "lookahead": "mean", "value_range": "adaptive",
                                             "truncation": "bootstrap", "env_config": {"max_episode_steps": 6}},
 }

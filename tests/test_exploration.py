@@ -197,6 +197,7 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
 @pytest.mark.parametrize("value, field", [
     ("offers", "exploration"), ({"kind": "count"}, "exploration.kind"), ({"kind": "offers"}, "exploration.rate"),
     ({"kind": "offers", "rate": 1.5}, "exploration.rate"), ({"kind": "offers", "rate": 0.1, "schedule": []}, "exploration"),
+    ({"kind": "scored", "rate": 0.1, "bonus": -1}, "exploration.bonus"), ({"kind": "none", "bonus": "1"}, "exploration.bonus"),
 ])
 def test_bad_exploration_settings_name_the_field(value, field):
     with pytest.raises(FieldError, match=rf"^{field}=.* is not allowed; {field} must be"):
@@ -204,9 +205,10 @@ def test_bad_exploration_settings_name_the_field(value, field):
 
 
 def test_exploration_settings_defaults():
-    assert exploration_settings(None) == {"kind": "none", "rate": 0.0}
-    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25}
-    assert exploration_settings({"kind": "scored", "rate": 1}) == {"kind": "scored", "rate": 1.0}
+    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "bonus": 0.0}
+    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "bonus": 0.0}
+    assert exploration_settings({"kind": "scored", "rate": 1, "bonus": 2}) == {"kind": "scored", "rate": 1.0,
+                                                                                "bonus": 2.0}
 
 
 @pytest.mark.parametrize("exploration", [{"kind": "offers", "rate": 0.5}, {"kind": "scored", "rate": 0.5}])
@@ -233,13 +235,46 @@ def test_the_env_records_offers_and_summarizes_them(exploration):
     assert summary["market_balance"] == pytest.approx(naive_market_balance(settled, column("reward"), column("offer")))
 
 
+def test_the_count_bonus_is_the_naive_counts():
+    """The winner's primitive is paid bonus / sqrt(n) env units for the n-th time it acts in a
+    state (counted over the env's episodes), inside its reward in bid units; the summary adds up
+    what the market paid."""
+    bonus, value_range = 0.5, (-1.0, 2.0)
+    env = AuctionEnv({"env": "envs:Chain-v0", "clones": 2, "gamma": GAMMA, "value_range": list(value_range),
+                      "exploration": {"kind": "scored", "rate": 0.3, "bonus": bonus}})
+    rng, counts, paid = np.random.default_rng(1), {}, []
+    for episode in range(4):
+        state, _ = env.reset(seed=episode)
+        state, done, episode_paid = int(np.argmax(state)), False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(rng.random(env.num_bidders))
+            r = info[AUCTION_INFO]
+            key = (state, r["winner"] // env.clones)
+            counts[key] = counts.get(key, 0) + 1
+            want = bonus / counts[key] ** 0.5
+            assert r["bonus"] == pytest.approx(want)
+            lo, hi = value_range
+            shift = lo if r["last"] else (1 - r["discount"]) * lo
+            assert reward == pytest.approx((r["env_reward"] + want - shift) / (hi - lo))
+            episode_paid += want
+            state, done = int(np.argmax(obs)), terminated or truncated
+        assert r[EPISODE_INFO]["bonus_paid"] == pytest.approx(episode_paid)
+        paid.append(episode_paid)
+    assert max(counts.values()) > 1 and min(paid) > 0
+
+
+def test_the_count_bonus_needs_discrete_states():
+    with pytest.raises(FieldError, match=r"^exploration.bonus=1.0 is not allowed; exploration.bonus must be 0 for an env"):
+        AuctionEnv({"env": "CartPole-v1", "value_range": [0, 500], "exploration": {"kind": "none", "bonus": 1.0}})
+
+
 def test_greedy_evaluation_never_explores():
     from experiments.evaluation import evaluation_env
 
-    env = evaluation_env({"env": "envs:Chain-v0", "exploration": {"kind": "offers", "rate": 1.0}})
+    env = evaluation_env({"env": "envs:Chain-v0", "exploration": {"kind": "offers", "rate": 1.0, "bonus": 1.0}})
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.full(env.num_bidders, 0.5))
-    assert info[AUCTION_INFO]["offer"] == -1
+    assert info[AUCTION_INFO]["offer"] == -1 and info[AUCTION_INFO]["bonus"] == 0.0
 
 
 def test_a_rate_schedule_is_piecewise_linear_and_held_after_its_last_point():

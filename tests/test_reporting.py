@@ -94,3 +94,15 @@ def test_the_bid_plot_spans_bids_and_q_star_in_env_units_whatever_the_value_rang
                              "society/greedy_bid/s0/p1": bids[1]})
     assert plot_bids(progress, q_values, tmp_path / "bids.png", "CliffWalking")
     assert (tmp_path / "bids.png").stat().st_size > 0
+
+
+def test_the_summary_sums_the_exploration_metrics_over_the_run():
+    """Each iteration logs the sums over the episodes that ended in it; iterations in which none
+    ended log nothing (NaN), and count 0 in the run's totals."""
+    import pandas as pd
+
+    from experiments.reporting import exploration_totals
+
+    progress = pd.DataFrame({"env_runners/society/exploration_auctions": [3.0, float("nan"), 4.0],
+                             "env_runners/society/bonus_paid": [0.5, 0.25, float("nan")]})
+    assert exploration_totals(progress) == {"exploration_auctions": 7.0, "bonus_paid": 0.75}

@@ -65,7 +65,9 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
     always goes through, and the bidder and the other active clones of its primitive, bidding b,
     earn -(b - v)^2 / 2, v the step's reward plus discounted lookahead. The
     seller of each state is paid that state's usual price, over all active bids (over the
-    record's ``lookahead_bids`` where it holds them: ``lookahead: mean``)."""
+    record's ``lookahead_bids`` where it holds them: ``lookahead: mean``). A count bonus (the
+    record's ``bonus``, env units; test_exploration checks it against naive counts) is part of
+    the env reward."""
     lo, hi = value_range
 
     def clear(record, without=-1):
@@ -102,7 +104,7 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
             _, next_winner, next_price = clear(priced)
             next_bid = priced["bids"][next_winner]
         shift = lo if record["last"] else (1 - record["discount"]) * lo
-        reward = (record["env_reward"] - shift) / (hi - lo)
+        reward = (record["env_reward"] + record.get("bonus", 0.0) - shift) / (hi - lo)
         if auction == "env":
             won = reward
         else:  # ccv: the seller gets the next usual second price; v, bb: the next usual winning bid
@@ -184,6 +186,7 @@ CASES = {
     "ccv_offers": {"auction": "ccv", "exploration": {"kind": "offers", "rate": 0.5}},
     "bb_offers_dropout": {"auction": "bb", "clones": 3, "dropout": 0.4, "exploration": {"kind": "offers", "rate": 0.5}},
     "v_scored_dropout": {"auction": "v", "clones": 3, "dropout": 0.3, "exploration": {"kind": "scored", "rate": 0.5}},
+    "ccv_scored_bonus": {"auction": "ccv", "exploration": {"kind": "scored", "rate": 0.5, "bonus": 0.3}},
 }
 
 
