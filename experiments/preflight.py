@@ -33,7 +33,7 @@ def validate(config: ExperimentConfig) -> None:
             raise ValueError(f"init_checkpoint={config.init_checkpoint!r} is not allowed: {error} It "
                              f"must be a run, trial or checkpoint folder of a finished run.") from None
     check_rllib_settings(config.rllib)
-    check_env(config.env, config.env_config)
+    check_env(config)
     if config.options:
         check_options(config)
     if config.algo == "society":
@@ -115,9 +115,16 @@ def check_local_cpus(configs: list[ExperimentConfig]) -> None:
                 f"fine), or join a cluster with --address.")
 
 
-def check_env(env_id: str, env_config: dict) -> None:
-    """Makes the env once to check that it exists and suits a society (`make_checked_env`)."""
+def check_env(config: ExperimentConfig) -> None:
+    """Makes the env once to check that it exists and suits a society (`make_checked_env`), and
+    that its states can be counted for a count bonus (`check_bonus`)."""
     import envs  # noqa: F401  (registers the project's ids in this process)
     from rllib_society import make_checked_env
+    from rllib_society.exploration import check_bonus, exploration_settings
 
-    make_checked_env(env_id, env_config).close()
+    env = make_checked_env(config.env, config.env_config)
+    try:
+        if config.algo == "society":
+            check_bonus(exploration_settings(config.exploration)["bonus"], env.observation_space)
+    finally:
+        env.close()

@@ -18,7 +18,7 @@ import numpy as np
 
 from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
 from rllib_society.errors import FieldError
-from rllib_society.exploration import draw_offer, exploration_settings, logistic_price, scheduled_rate
+from rllib_society.exploration import check_bonus, draw_offer, exploration_settings, logistic_price, scheduled_rate
 from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
 from rllib_society.value_range import (
@@ -264,9 +264,7 @@ class AuctionEnv(gym.Env):
         self.mean_lookahead = self.config["lookahead"] == "mean"
         #: The count bonus's scale (`count_bonus`) and how often each primitive acted in each state.
         self.bonus = self.exploration["bonus"]
-        if self.bonus and not isinstance(self.base_env.observation_space, gym.spaces.Discrete):
-            raise FieldError("exploration.bonus", self.bonus, "0 for an env whose states are not Discrete "
-                                                              "(the bonus counts visits of each state)")
+        check_bonus(self.bonus, self.base_env.observation_space)
         self.counts: dict[tuple[int, int], int] = {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

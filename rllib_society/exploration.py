@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from rllib_society.errors import FieldError
@@ -115,6 +116,14 @@ def _schedule(rate: list) -> list[list]:
             or not all(0.0 <= r <= 1.0 for r in rates):
         raise FieldError("exploration.rate", rate, allowed)
     return points
+
+
+def check_bonus(bonus: float, observation_space: gym.Space) -> None:
+    """Raises `FieldError` for a count bonus on an env whose states are not Discrete (the bonus
+    counts each state's visits)."""
+    if bonus and not isinstance(observation_space, gym.spaces.Discrete):
+        raise FieldError("exploration.bonus", bonus, "0 for an env whose states are not Discrete "
+                                                     "(the bonus counts visits of each state)")
 
 
 def scheduled_rate(rate: float | list, env_steps: int) -> float:

@@ -117,6 +117,18 @@ def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
+def test_a_count_bonus_on_states_that_cannot_be_counted_fails_before_ray_starts(capsys, monkeypatch):
+    import run
+
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--env", "CartPole-v1", "--set", "value_range=[0, 500]", "--set", "exploration.bonus=1"])
+    assert exit_info.value.code == 2
+    assert "exploration.bonus=1.0 is not allowed; exploration.bonus must be 0 for an env whose states are not " \
+           "Discrete" in capsys.readouterr().err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
 def test_a_local_run_asking_more_cpus_than_the_machine_has_fails_before_ray_starts(capsys, monkeypatch):
     import os
 
