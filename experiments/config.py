@@ -88,8 +88,8 @@ class ExperimentConfig(BaseModel):
     rate: r, bonus: b}, a share r of auctions being offers to one primitive (at a random price, or
     scored on its bid), which keep every primitive's bid truthful, not only the winners', and a
     count bonus b / sqrt(n) env reward units paid by the market for the n-th time a primitive
-    acts in a state (Discrete states; `rllib_society.exploration`). Greedy evaluation never
-    explores."""
+    acts in a state (Discrete states; `rllib_society.exploration`); r and b may be schedules
+    [[env_steps, x], ...]. Greedy evaluation never explores."""
     options: list[str] = Field(default_factory=list)
     """Pre-trained options as the primitives (run, trial or checkpoint folders of single-agent
     policies, or of societies over the env's actions), in place of the env's actions; each runs

@@ -262,9 +262,10 @@ class AuctionEnv(gym.Env):
         #: sets them; when unset, the step's own bids price the state).
         self.lookahead_bids: np.ndarray | None = None
         self.mean_lookahead = self.config["lookahead"] == "mean"
-        #: The count bonus's scale (`count_bonus`) and how often each primitive acted in each state.
-        self.bonus = self.exploration["bonus"]
-        check_bonus(self.bonus, self.base_env.observation_space)
+        #: The count bonus's scale (`count_bonus`; the fast env runner follows a schedule's) and how
+        #: often each primitive acted in each state.
+        check_bonus(self.exploration["bonus"], self.base_env.observation_space)
+        self.bonus = scheduled_rate(self.exploration["bonus"], 0)
         self.counts: dict[tuple[int, int], int] = {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -190,10 +190,12 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
     def _sample(self, *, num_timesteps=None, num_episodes=None, explore: bool, random_actions=False,
                 force_reset=False) -> list[AuctionChunk]:
         envs = self.auction_envs
-        rate = envs[0].exploration["rate"]
-        if isinstance(rate, list):  # a schedule, in the algorithm's env steps (synced by RLlib each iteration)
-            for env in envs:
+        rate, bonus = envs[0].exploration["rate"], envs[0].exploration["bonus"]
+        for env in envs:  # schedules, in the algorithm's env steps (synced by RLlib each iteration)
+            if isinstance(rate, list):
                 env.exploration_rate = scheduled_rate(rate, self.num_env_steps_sampled_lifetime)
+            if isinstance(bonus, list):
+                env.bonus = scheduled_rate(bonus, self.num_env_steps_sampled_lifetime)
         with self.module.tied():
             if force_reset or self._needs_initial_reset or not self._open:
                 self._reset(envs, seed=self._seed if self._needs_initial_reset else None)

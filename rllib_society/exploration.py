@@ -69,12 +69,14 @@ NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0}
 
 def exploration_settings(value: Any) -> dict[str, Any]:
     """The ``exploration`` setting checked and completed: None or ``{"kind": "none"}`` (no
-    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1] or a
-    schedule ``[[env_steps, r], ...]`` as RLlib's ``lr`` takes (piecewise linear in the
-    algorithm's env steps sampled, from step 0; `scheduled_rate`).
+    exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1], and
+    ``bonus`` b >= 0 (default 0) with any kind. r and b may be schedules ``[[env_steps, x], ...]``
+    as RLlib's ``lr`` takes (piecewise linear in the algorithm's env steps sampled, from step 0;
+    `scheduled_rate`).
 
     Raises:
-        FieldError: naming ``exploration``, ``exploration.kind`` or ``exploration.rate``.
+        FieldError: naming ``exploration``, ``exploration.kind``, ``exploration.rate`` or
+            ``exploration.bonus``.
     """
     if value is None:
         return dict(NO_EXPLORATION)
@@ -86,39 +88,34 @@ def exploration_settings(value: Any) -> dict[str, Any]:
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
-    rate = value.get("rate", 0.0 if kind == "none" else None)
-    if isinstance(rate, (list, tuple)):
-        rate = _schedule(rate)
-    elif isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-        raise FieldError("exploration.rate", rate, "a probability in [0, 1] (the share of exploration auctions) "
-                                                   "or a schedule [[0, r0], [env_steps, r1], ...]")
-    else:
-        rate = float(rate)
+    rate = _number_or_schedule("exploration.rate", value.get("rate", 0.0 if kind == "none" else None), 1.0,
+                               "a probability in [0, 1] (the share of exploration auctions)")
     if kind == "none" and rate:
         raise FieldError("exploration.rate", rate, "0 with exploration.kind: none")
-    bonus = value.get("bonus", 0.0)
-    if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0.0 <= bonus < math.inf:
-        raise FieldError("exploration.bonus", bonus, "a number >= 0 (env reward units: the count bonus "
-                                                     "bonus / sqrt(n) for the n-th time a primitive acts in a state)")
-    return {"kind": kind, "rate": rate, "bonus": float(bonus)}
+    bonus = _number_or_schedule("exploration.bonus", value.get("bonus", 0.0), math.inf,
+                                "a number >= 0 (env reward units: the count bonus bonus / sqrt(n) for the n-th "
+                                "time a primitive acts in a state)")
+    return {"kind": kind, "rate": rate, "bonus": bonus}
 
 
-def _schedule(rate: list) -> list[list]:
-    allowed = "a schedule [[0, r0], [env_steps, r1], ...]: env steps from 0, increasing, rates in [0, 1]"
-    points = []
-    for point in rate:
-        if not (isinstance(point, (list, tuple)) and len(point) == 2
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in point)):
-            raise FieldError("exploration.rate", rate, allowed)
-        points.append([int(point[0]), float(point[1])])
-    steps, rates = [p[0] for p in points], [p[1] for p in points]
-    if not points or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])) \
-            or not all(0.0 <= r <= 1.0 for r in rates):
-        raise FieldError("exploration.rate", rate, allowed)
+def _number_or_schedule(field: str, value: Any, most: float, allowed: str) -> float | list[list]:
+    """`value` as a float in [0, most], or as a schedule [[env_steps, x], ...] of such floats."""
+    is_number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+    if is_number(value) and 0.0 <= value <= most:
+        return float(value)
+    schedule = "a schedule [[0, x0], [env_steps, x1], ...]: env steps from 0, increasing"
+    if not isinstance(value, (list, tuple)):
+        raise FieldError(field, value, f"{allowed}, or {schedule}")
+    points = [[int(p[0]), float(p[1])] for p in value
+              if isinstance(p, (list, tuple)) and len(p) == 2 and all(map(is_number, p))]
+    steps = [p[0] for p in points]
+    if not points or len(points) != len(value) or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])) \
+            or not all(0.0 <= p[1] <= most for p in points):
+        raise FieldError(field, value, f"{schedule}, each x {allowed}")
     return points
 
 
-def check_bonus(bonus: float, observation_space: gym.Space) -> None:
+def check_bonus(bonus: float | list, observation_space: gym.Space) -> None:
     """Raises `FieldError` for a count bonus on an env whose states are not Discrete (the bonus
     counts each state's visits)."""
     if bonus and not isinstance(observation_space, gym.spaces.Discrete):
@@ -127,8 +124,8 @@ def check_bonus(bonus: float, observation_space: gym.Space) -> None:
 
 
 def scheduled_rate(rate: float | list, env_steps: int) -> float:
-    """The share of exploration auctions after `env_steps` env steps sampled: a constant rate,
-    or a schedule's, interpolated linearly and held after its last point (as RLlib's)."""
+    """The share of exploration auctions (or the bonus) after `env_steps` env steps sampled: a
+    constant, or a schedule's, interpolated linearly and held after its last point (as RLlib's)."""
     if not isinstance(rate, list):
         return rate
     steps, rates = zip(*rate)

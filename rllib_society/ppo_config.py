@@ -118,9 +118,9 @@ class SocietyPPOConfig(PPOConfig):
             exploration: None (the paper's auction) or {"kind": "offers" or "scored", "rate": r,
                 "bonus": b}: a share r of auctions offer the state to one primitive, at a random
                 price or scored on its bid, so that every primitive learns its value, not only
-                the winners; r may be a schedule [[env_steps, r], ...] (fast sampler). b > 0 adds
-                a count bonus, b / sqrt(n) env reward units for the n-th time a primitive acts in
-                a (Discrete) state (`rllib_society.exploration`).
+                the winners. b > 0 adds a count bonus, b / sqrt(n) env reward units for the n-th
+                time a primitive acts in a (Discrete) state. r and b may be schedules
+                [[env_steps, x], ...] (fast sampler) (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

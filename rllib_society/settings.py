@@ -61,10 +61,11 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("lookahead", config["lookahead"],
                          "sampled with sampler: stock (RLlib's env runner hands the env sampled bids only; "
                          "use sampler: fast)")
-    rate = exploration_settings(config["exploration"])["rate"]
-    if isinstance(rate, list) and sampler == "stock":
-        raise FieldError("exploration.rate", rate, "a constant rate with sampler: stock (the fast env runner "
-                                                   "follows schedules; use sampler: fast)")
+    exploration = exploration_settings(config["exploration"])
+    for key in ("rate", "bonus"):
+        if isinstance(exploration[key], list) and sampler == "stock":
+            raise FieldError(f"exploration.{key}", exploration[key], f"a constant {key} with sampler: stock (the "
+                                                                     "fast env runner follows schedules; use sampler: fast)")
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     if not isinstance(config["options"], (list, tuple)):

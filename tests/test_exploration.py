@@ -198,6 +198,7 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
     ("offers", "exploration"), ({"kind": "count"}, "exploration.kind"), ({"kind": "offers"}, "exploration.rate"),
     ({"kind": "offers", "rate": 1.5}, "exploration.rate"), ({"kind": "offers", "rate": 0.1, "schedule": []}, "exploration"),
     ({"kind": "scored", "rate": 0.1, "bonus": -1}, "exploration.bonus"), ({"kind": "none", "bonus": "1"}, "exploration.bonus"),
+    ({"kind": "none", "bonus": [[0, 1.0], [10, -1.0]]}, "exploration.bonus"),
 ])
 def test_bad_exploration_settings_name_the_field(value, field):
     with pytest.raises(FieldError, match=rf"^{field}=.* is not allowed; {field} must be"):
@@ -209,6 +210,7 @@ def test_exploration_settings_defaults():
     assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "bonus": 0.0}
     assert exploration_settings({"kind": "scored", "rate": 1, "bonus": 2}) == {"kind": "scored", "rate": 1.0,
                                                                                 "bonus": 2.0}
+    assert exploration_settings({"kind": "none", "bonus": [[0, 5], [100, 0]]})["bonus"] == [[0, 5.0], [100, 0.0]]
 
 
 @pytest.mark.parametrize("exploration", [{"kind": "offers", "rate": 0.5}, {"kind": "scored", "rate": 0.5}])
@@ -292,12 +294,13 @@ def test_bad_rate_schedules_name_the_field(rate):
         exploration_settings({"kind": "offers", "rate": rate})
 
 
-def test_the_stock_sampler_refuses_a_rate_schedule():
+@pytest.mark.parametrize("key", ["rate", "bonus"])
+def test_the_stock_sampler_refuses_a_schedule(key):
     from rllib_society import SocietyPPOConfig
 
-    with pytest.raises(FieldError, match=r"^exploration.rate=.*must be a constant rate with sampler: stock"):
+    with pytest.raises(FieldError, match=rf"^exploration.{key}=.*must be a constant {key} with sampler: stock"):
         SocietyPPOConfig().society(env="envs:Chain-v0", sampler="stock",
-                                   exploration={"kind": "offers", "rate": [[0, 0.5], [100, 0.0]]})
+                                   exploration={"kind": "offers", "rate": 0.5, key: [[0, 0.5], [100, 0.0]]})
 
 
 def test_the_fast_env_runner_follows_the_schedule_in_the_algorithms_env_steps():
@@ -307,13 +310,16 @@ def test_the_fast_env_runner_follows_the_schedule_in_the_algorithms_env_steps():
 
     from tests.test_env_runner import fast
 
-    runner, _ = fast(8, exploration={"kind": "scored", "rate": [[0, 1.0], [1000, 1.0], [2000, 0.0]]})
-    offers = {}
+    schedule = [[0, 1.0], [1000, 1.0], [2000, 0.0]]
+    runner, _ = fast(8, exploration={"kind": "scored", "rate": schedule, "bonus": schedule})
+    offers, bonus = {}, {}
     for steps in (0, 1500, 2000):
         runner.set_state({NUM_ENV_STEPS_SAMPLED_LIFETIME: steps})
         runner.sample(random_actions=False)  # hands over the auction its last call left pending
         records = [r for chunk in runner.sample(random_actions=False) for r in chunk.records]
-        assert all(env.exploration_rate == scheduled_rate(env.exploration["rate"], steps) for env in runner.auction_envs)
+        assert all(env.exploration_rate == env.bonus == scheduled_rate(schedule, steps) for env in runner.auction_envs)
         offers[steps] = np.mean([r["offer"] >= 0 for r in records])
+        bonus[steps] = max(r["bonus"] for r in records)
     runner.stop()
     assert offers[0] == 1.0 and 0.2 < offers[1500] < 0.8 and offers[2000] == 0.0
+    assert 0.0 < bonus[1500] <= 0.5 and bonus[2000] == 0.0
