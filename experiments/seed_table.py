@@ -24,7 +24,7 @@ import yaml
 
 #: Per-run columns taken from ``summary.json``.
 COLUMNS = ("seed", "greedy_return", "bid_error", "bid_error_all", "steps_to_target", "env_steps", "wall_seconds",
-           "exploration_auctions", "offers_bought", "market_balance")
+           "exploration_auctions", "offers_bought", "market_balance", "bonus_paid")
 
 
 def run_rows(group: str, pattern: str) -> list[dict]:
