@@ -191,11 +191,10 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
                 force_reset=False) -> list[AuctionChunk]:
         envs = self.auction_envs
         rate, bonus = envs[0].exploration["rate"], envs[0].exploration["bonus"]
-        for env in envs:  # schedules, in the algorithm's env steps (synced by RLlib each iteration)
-            if isinstance(rate, list):
-                env.exploration_rate = scheduled_rate(rate, self.num_env_steps_sampled_lifetime)
-            if isinstance(bonus, list):
-                env.bonus = scheduled_rate(bonus, self.num_env_steps_sampled_lifetime)
+        steps = self.num_env_steps_sampled_lifetime  # schedules follow the algorithm's (synced each iteration)
+        rate, bonus = scheduled_rate(rate, steps), scheduled_rate(bonus, steps)
+        for env in envs:
+            env.exploration_rate, env.bonus = rate, bonus
         with self.module.tied():
             if force_reset or self._needs_initial_reset or not self._open:
                 self._reset(envs, seed=self._seed if self._needs_initial_reset else None)

@@ -101,7 +101,7 @@ def exploration_settings(value: Any) -> dict[str, Any]:
 def _number_or_schedule(field: str, value: Any, most: float, allowed: str) -> float | list[list]:
     """`value` as a float in [0, most], or as a schedule [[env_steps, x], ...] of such floats."""
     is_number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
-    if is_number(value) and 0.0 <= value <= most:
+    if is_number(value) and 0.0 <= value <= most and math.isfinite(value):
         return float(value)
     schedule = "a schedule [[0, x0], [env_steps, x1], ...]: env steps from 0, increasing"
     if not isinstance(value, (list, tuple)):
