@@ -1,8 +1,8 @@
 """RLlib callbacks of the experiments: the society's episode metrics (the extension's
-`SocietyMetrics`: env return, win frequency, mean bid and utility per primitive) and, after each
-iteration, a greedy evaluation: the bid error vs Q* on tabular envs, the held-out test accuracy on
-envs with test episodes (Mental Rotation). The monolithic baseline reports under the same
-``society/...`` keys, so runs compare column by column."""
+`SocietyMetrics`: env return, win frequency, mean bid and utility per primitive) and, after every
+``eval_interval``-th iteration, a greedy evaluation: the bid error vs Q* on tabular envs, the
+held-out test accuracy on envs with test episodes (Mental Rotation). The monolithic baseline
+reports under the same ``society/...`` keys, so runs compare column by column."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.annotations import override
+from ray.tune.result import TRAINING_ITERATION
 
 from experiments.evaluation import coverable_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env
 from experiments.transform_evaluation import evaluate_on_test, policy_chooser, society_chooser, test_env
 from rllib_society import (
-    OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, log_env_steps, primitive_name,
+    OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, load_modules, load_policy, log_env_steps,
+    primitive_name,
 )
 
 
@@ -39,8 +41,8 @@ def guarded_evaluation(evaluate_once: Callable[[], dict], iteration: int, max_en
 
 
 class SocietyMetricsCallback(SocietyMetrics):
-    """The society's episode metrics (`SocietyMetrics`), and after each iteration a greedy
-    evaluation of the paper's tasks on the algorithm."""
+    """The society's episode metrics (`SocietyMetrics`), and after every ``eval_interval``-th
+    iteration a greedy evaluation of the paper's tasks on the algorithm."""
 
     def __init__(self):
         super().__init__()
@@ -54,32 +56,38 @@ class SocietyMetricsCallback(SocietyMetrics):
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
         society_config = dict(algorithm.config.env_config)
+        if evaluation_due(society_config, result[TRAINING_ITERATION]):
+            result[SOCIETY] = self.evaluate(society_config, society_modules(algorithm), algorithm.config.seed,
+                                            result[TRAINING_ITERATION])
+
+    def evaluate(self, society_config: dict, modules: dict, seed: int, iteration: int) -> dict:
+        """One greedy evaluation of the society's `modules` (`guarded_evaluation`): after an
+        iteration, or of a run's final checkpoint (`final_evaluation`)."""
         if self._eval_config != society_config:
             self._eval_config = society_config
             self._test_env = test_env(society_config["env"], society_config["env_config"])
             self._eval_env = None if self._test_env else evaluation_env(society_config)
             self._q_star = coverable_q_star(society_config)
             self._max_steps = eval_max_steps(society_config)
-        modules = society_modules(algorithm)
 
         def evaluate_once() -> dict:
             if self._test_env is not None:
                 return _test_metrics(self._test_env, society_chooser(modules), society_config)
             evaluation = evaluate(
                 modules, self._eval_env, episodes=society_config["eval_episodes"],
-                seed=algorithm.config.seed, q_values=self._q_star, max_env_steps=self._max_steps,
+                seed=seed, q_values=self._q_star, max_env_steps=self._max_steps,
             )
             mean_bids = evaluation.pop("mean_bids", None)
             if mean_bids is not None:
                 evaluation["greedy_bid"] = {f"s{s}": bids for s, bids in mean_bids.items()}
             return evaluation
 
-        result[SOCIETY] = guarded_evaluation(evaluate_once, algorithm.iteration, self._max_steps)
+        return guarded_evaluation(evaluate_once, iteration, self._max_steps)
 
 
 class MonolithicMetricsCallback(RLlibCallback):
-    """The baseline's env return per episode, and after each iteration its greedy (most likely
-    action) evaluation, under the society's metric keys so runs compare column by column."""
+    """The baseline's env return per episode, and after every ``eval_interval``-th iteration its
+    greedy (most likely action) evaluation, under the society's metric keys so runs compare column by column."""
 
     def __init__(self):
         super().__init__()
@@ -102,20 +110,40 @@ class MonolithicMetricsCallback(RLlibCallback):
     @override(RLlibCallback)
     def on_train_result(self, *, algorithm, result: dict, **kwargs) -> None:
         env_config = dict(algorithm.config.env_config)
+        if evaluation_due(env_config, result[TRAINING_ITERATION]):
+            result[SOCIETY] = self.evaluate(env_config, algorithm.get_module(), algorithm.config.seed,
+                                            result[TRAINING_ITERATION])
+
+    def evaluate(self, env_config: dict, module, seed: int, iteration: int) -> dict:
+        """One greedy evaluation of the baseline's `module` (`guarded_evaluation`)."""
         if self._eval_config != env_config:
             self._eval_config = env_config
             self._test_env = test_env(env_config["env"], env_config["env_config"])
             self._eval_env = None if self._test_env else BaseEnv(env_config)
             self._max_steps = eval_max_steps(env_config)
-        module = algorithm.get_module()
 
         def evaluate_once() -> dict:
             if self._test_env is not None:
                 return _test_metrics(self._test_env, policy_chooser(module), env_config)
             return evaluate_policy(module, self._eval_env, env_config["eval_episodes"],
-                                   seed=algorithm.config.seed, max_env_steps=self._max_steps)
+                                   seed=seed, max_env_steps=self._max_steps)
 
-        result[SOCIETY] = guarded_evaluation(evaluate_once, algorithm.iteration, self._max_steps)
+        return guarded_evaluation(evaluate_once, iteration, self._max_steps)
+
+
+def evaluation_due(env_config: dict, iteration: int) -> bool:
+    """Whether the greedy evaluation runs after `iteration` (counted from 1): every
+    ``eval_interval``-th. A run whose last iteration was not evaluated gets its final
+    evaluation from its last checkpoint (`final_evaluation`)."""
+    return iteration % env_config.get("eval_interval", 1) == 0
+
+
+def final_evaluation(algo: str, env_config: dict, checkpoint: str, seed: int, iteration: int) -> dict:
+    """The greedy evaluation of a run's final `checkpoint`, as the callbacks evaluate an
+    iteration: for a run that stopped between two evaluations (``eval_interval``)."""
+    if algo == "monolithic":
+        return MonolithicMetricsCallback().evaluate(env_config, load_policy(checkpoint), seed, iteration)
+    return SocietyMetricsCallback().evaluate(env_config, load_modules(checkpoint), seed, iteration)
 
 
 def society_modules(algorithm) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.reporting import EPISODE_ENV_STEPS, steps_to_target
+from experiments.reporting import EPISODE_ENV_STEPS, evaluated_rows, steps_to_target
 
 #: Points of the common x grid the group medians are drawn on.
 GRID_POINTS = 200
@@ -37,7 +37,7 @@ def compare(groups: dict[str, list[Path]], metric: str, target: float | None, ou
     figure, axis = plt.subplots(figsize=(6.5, 3.8))
     rows = []
     for k, (label, runs) in enumerate(groups.items()):
-        progresses = [pd.read_csv(Path(run) / "progress.csv") for run in runs]
+        progresses = [evaluated_rows(pd.read_csv(Path(run) / "progress.csv"), metric) for run in runs]
         end = max(p[EPISODE_ENV_STEPS].max() for p in progresses)
         grid = np.linspace(0, end, GRID_POINTS)
         curves = np.array([np.interp(grid, p[EPISODE_ENV_STEPS], p[metric]) for p in progresses])

@@ -156,6 +156,10 @@ class ExperimentConfig(BaseModel):
     seed: int = 0
     eval_episodes: Any = 1
     """Greedy evaluation episodes per iteration (each agent bids its mean bid)."""
+    eval_interval: Any = 1
+    """The greedy evaluation runs after every N-th iteration (a run's last iteration is always
+    evaluated, from its final checkpoint): long episodes (Taxi) make evaluation dearer than
+    training."""
     eval_max_steps: Any = None
     """Env steps after which a greedy evaluation episode is cut and counted as a time-out
     (``greedy_timeouts``), so a policy that never ends cannot stall training. None: the env's
@@ -200,6 +204,7 @@ class ExperimentConfig(BaseModel):
             "lookahead": self.lookahead,
             "exploration": self.exploration,
             "eval_episodes": self.eval_episodes,
+            "eval_interval": self.eval_interval,
             "eval_max_steps": self.eval_max_steps,
             "options": [str(Path(p).expanduser().resolve()) for p in self.options],
             "option_done_action": self.option_done_action,
@@ -254,12 +259,16 @@ class ExperimentConfig(BaseModel):
         if self.minibatch_size > self.train_batch_size_per_learner:
             raise FieldError("minibatch_size", self.minibatch_size,
                              f"<= train_batch_size_per_learner ({self.train_batch_size_per_learner})")
+        if self.eval_interval > 1 and not self.checkpoint_at_end:
+            raise FieldError("eval_interval", self.eval_interval,
+                             "1 with checkpoint_at_end: false (the last iteration is evaluated from the final checkpoint)")
         return self
 
 
 #: The keys of the society itself (`SocietyPPOConfig.society`), checked by the library.
 SOCIETY_KEYS = ("env", "env_config", "auction", "clones", "dropout", "dropout_unit", "gamma", "value_range",
-                "truncation", "lookahead", "exploration", "eval_episodes", "eval_max_steps", "options", "option_done_action",
+                "truncation", "lookahead", "exploration", "eval_episodes", "eval_interval",
+                "eval_max_steps", "options", "option_done_action",
                 "option_max_steps", "option_bids")
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 

@@ -212,12 +212,18 @@ def exploration_totals(progress: pd.DataFrame) -> dict[str, float]:
     return {key: float(progress[column].fillna(0.0).sum()) for key, column in columns.items() if column in progress}
 
 
+def evaluated_rows(progress: pd.DataFrame, metric: str = GREEDY_RETURN) -> pd.DataFrame:
+    """The iterations that measured `metric`: every ``eval_interval``-th, and the last."""
+    return progress[progress[metric].notna()] if metric in progress else progress.iloc[:0]
+
+
 def steps_to_target(progress: pd.DataFrame, target: float | None, metric: str = GREEDY_RETURN,
                     x: str = ENV_STEPS) -> int | None:
     """Env steps (column `x`) after which `metric` (the greedy return) stayed at or above
-    `target` until the end of training; None without a target, or when the last iteration is
-    below it."""
-    if target is None or metric not in progress:
+    `target` until the end of training, over the evaluated iterations; None without a target,
+    or when the last evaluation is below it."""
+    progress = evaluated_rows(progress, metric)
+    if target is None or progress.empty:
         return None
     reached = (progress[metric] >= target - 1e-9).to_numpy()
     if not reached[-1]:
@@ -301,6 +307,7 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     if q_values is not None:
         states = [s for s in states if np.any(q_values[s] != 0)] or states
     primitives = sorted({c.rsplit("/", 1)[1] for c in columns}, key=lambda p: int(p[1:]))
+    progress = progress[progress[columns].notna().any(axis=1)]  # the evaluated iterations (eval_interval)
     bids = np.stack([progress[f"{prefix}{s}/{p}"].to_numpy(dtype=float) for s in states for p in primitives])
     lo, hi = bid_plot_limits(bids, None if q_values is None else q_values[states, :len(primitives)])
     figure, axes = plt.subplots(1, len(states), figsize=(3.2 * len(states), 3), squeeze=False)

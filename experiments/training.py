@@ -141,13 +141,17 @@ def write_trial_outputs(
     and ``test_episodes.png`` (envs with test episodes) into `folder`; returns the summary and the progress table (one row per iteration)."""
     from experiments.evaluation import q_star
     from experiments.reporting import (
-        ENV_RETURN, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target, write_summary,
+        ENV_RETURN, GREEDY_RETURN, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target,
+        write_summary,
     )
 
     q_values = q_star(config.society_config())
     progress = read_progress(Path(result.path) / "result.json")
+    metrics = result.metrics
+    if GREEDY_RETURN not in progress or progress[GREEDY_RETURN].isna().iloc[-1]:  # between evaluations
+        metrics, progress = _evaluate_final_checkpoint(config, result, progress)
     summary = build_summary(
-        config.to_dict(), result.metrics, q_values, wall_seconds,
+        config.to_dict(), metrics, q_values, wall_seconds,
         result.checkpoint.path if result.checkpoint else None,
     )
     summary["steps_to_target"] = steps_to_target(progress, config.target_return)
@@ -165,6 +169,26 @@ def write_trial_outputs(
         summary["episode_plot"] = str(folder / EPISODE_PLOT)
     write_summary(summary, folder / "summary.json")
     return summary, progress
+
+
+def _evaluate_final_checkpoint(config: ExperimentConfig, result, progress: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """The trial's last metrics and progress with the greedy evaluation of its final checkpoint
+    (`final_evaluation`) in the last row: for a run that stopped between two evaluations
+    (``eval_interval``)."""
+    from experiments.algo_config import build_algo_config
+    from experiments.callbacks import final_evaluation
+    from experiments.reporting import ITERATION, flatten
+    from rllib_society import SOCIETY
+
+    if not result.checkpoint:
+        return result.metrics, progress
+    env_config = dict(build_algo_config(config).env_config)  # value_range resolved, as in the trial
+    iteration = int(result.metrics[ITERATION])
+    evaluation = final_evaluation(config.algo, env_config, result.checkpoint.path, config.seed, iteration)
+    progress = progress.copy()
+    for column, value in flatten({SOCIETY: evaluation}).items():
+        progress.loc[progress.index[-1], column] = value
+    return {**result.metrics, SOCIETY: evaluation}, progress
 
 
 def _result_callback(on_result: Callable[[dict[str, Any]], None]):

@@ -46,6 +46,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "lookahead": "sampled",
     "exploration": None,
     "eval_episodes": 1,
+    "eval_interval": 1,
     "eval_max_steps": None,
     "options": [],
     "option_done_action": None,
@@ -220,6 +221,7 @@ class AuctionEnv(gym.Env):
             on its bid (``scored``), and a count bonus b (`count_bonus`); see
             `rllib_society.exploration`.
         eval_episodes: greedy evaluation episodes per iteration (read by the metrics callback).
+        eval_interval: the greedy evaluation runs after every eval_interval-th iteration.
         eval_max_steps: env steps after which a greedy evaluation episode is cut and reported as
             timed out (None: the env's time limit, else 1,000).
         options: pre-trained options as the primitives instead of the env's actions: RLlib

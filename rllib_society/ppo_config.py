@@ -96,7 +96,8 @@ class SocietyPPOConfig(PPOConfig):
                 lookahead: str = NotProvided, exploration: dict | None = NotProvided,
                 options: list = NotProvided,
                 option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
-                option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_max_steps: int = NotProvided,
+                option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_interval: int = NotProvided,
+                eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided, row_ledger: str | None = NotProvided) -> "SocietyPPOConfig":
         """Sets the society and everything that depends on it: the env, one module per
         primitive, the policy mapping, PPO's gamma and lambda, and the sampler's env runner and
@@ -125,7 +126,8 @@ class SocietyPPOConfig(PPOConfig):
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").
             eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
-                cut after eval_max_steps env steps (None: the env's time limit, else 1,000).
+                cut after eval_max_steps env steps (None: the env's time limit, else 1,000),
+                after every eval_interval-th iteration.
             sampler: "fast" (the society's env runner and learner) or "stock" (RLlib's).
             row_ledger: a folder where the fast path's env runners and learners write the
                 identities of the rows they hand over and train (`rllib_society.rows`), to prove

@@ -67,6 +67,7 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
             raise FieldError(f"exploration.{key}", exploration[key], f"a constant {key} with sampler: stock (the "
                                                                      "fast env runner follows schedules; use sampler: fast)")
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
+    number("eval_interval", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     if not isinstance(config["options"], (list, tuple)):
         raise FieldError("options", config["options"], "a list of option checkpoints (or objects with act(obs))")

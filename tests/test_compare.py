@@ -36,3 +36,14 @@ def test_steps_to_target_per_run_and_a_plot(tmp_path, capsys):
 def test_a_group_without_progress_is_named(tmp_path):
     with pytest.raises(SystemExit):
         main(["--group", f"x={tmp_path}", "--output", str(tmp_path / "c.png")])
+
+
+def test_runs_evaluated_every_other_iteration_are_judged_on_their_evaluations(tmp_path):
+    nan = float("nan")
+    held = write_run(tmp_path / "held", [100, 200, 300, 400, 500], [nan, 0.95, nan, 0.92, 0.97])
+    dips = write_run(tmp_path / "dips", [100, 200, 300, 400, 500], [0.95, nan, 0.5, nan, 0.97])
+    output = tmp_path / "curves.png"
+    assert main(["--group", f"society={held},{dips}", "--target", "0.9", "--output", str(output)]) == 0
+    table = pd.read_csv(output.with_suffix(".csv"))
+    assert dict(zip(table["run"], table["steps_to_target"])) == {held: 200, dips: 500}
+    assert list(table["final"]) == [0.97, 0.97]

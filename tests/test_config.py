@@ -58,6 +58,8 @@ def test_env_config_set_reaches_the_env_constructor():
         ({"truncation": "cut"}, [], r"truncation='cut'.*one of end, bootstrap"),
         ({"sampler": "stock", "truncation": "bootstrap"}, ["value_range=null"], r"truncation='bootstrap'.*end with sampler: stock"),
         ({"lookahead": "max"}, [], r"lookahead='max'.*one of sampled, mean"),
+        ({}, ["eval_interval=0"], r"eval_interval=0 is not allowed; eval_interval must be an integer >= 1"),
+        ({"checkpoint_at_end": False}, ["eval_interval=2"], r"eval_interval=2.*1 with checkpoint_at_end: false"),
         ({"sampler": "stock", "lookahead": "mean"}, ["value_range=null"], r"lookahead='mean'.*sampled with sampler: stock"),
         ({}, ["value_range=[1, 0]"], r"value_range=\[1, 0\].*None, \[lo, hi\].*or adaptive"),
         ({}, ["reward_scale=0.1"], r"reward_scale=0.1 is not allowed any more.*value_range: \[0, 1/s\] \(here \[0, 10\]\)"),

@@ -19,8 +19,11 @@ def run(*args, timeout=300):
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
+    # 3 iterations of 400 env steps, the 2nd evaluated greedily by the callback, the 3rd (the
+    # last) from the final checkpoint.
     output = tmp_path_factory.mktemp("run") / "chain"
-    done = run("--stop-timesteps", "800", "--output", str(output), "--set", "eval_episodes=1")
+    done = run("--stop-timesteps", "1200", "--output", str(output), "--set", "eval_episodes=1",
+               "--set", "eval_interval=2")
     assert done.returncode == 0, done.stderr[-3000:]
     return output, done.stdout
 
@@ -28,8 +31,9 @@ def short_run(tmp_path_factory):
 def test_progress_lines_and_results_table(short_run):
     _, stdout = short_run
     assert "iter    1 | env_steps" in stdout and "| wins p0" in stdout
-    shares = re.findall(r"\| +(\d+)% done, ETA (\S+)", stdout)  # the share of the 800-step budget
-    assert shares and shares[0][0] == "50" and shares[-1] == ("100", "0s"), shares
+    shares = re.findall(r"\| +(\d+)% done, ETA (\S+)", stdout)  # the share of the 1,200-step budget
+    assert shares and shares[0][0] == "33" and shares[-1] == ("100", "0s"), shares
+    assert "greedy      - |" in stdout.split("iter    2")[0]  # iteration 1: not evaluated
     assert "bid error vs Q*" in stdout and "summary:" in stdout
 
 
@@ -40,7 +44,7 @@ def test_summary_json_has_the_promised_keys(short_run):
                 "mean_bids", "q_star", "bid_error"):
         assert key in summary, key
     assert (summary["env"], summary["auction"], summary["clones"]) == ("Chain-v0", "ccv", 2)
-    assert summary["env_steps"] >= 800
+    assert summary["env_steps"] >= 1200
     assert set(summary["mean_bids"]["0"]) == {"p0", "p1"}
     assert summary["q_star"]["4"]["p1"] == pytest.approx(0.8)
     bids, q = summary["mean_bids"], summary["q_star"]
@@ -50,11 +54,15 @@ def test_summary_json_has_the_promised_keys(short_run):
 def test_csv_tensorboard_checkpoint_and_plot(short_run):
     output, _ = short_run
     progress = pd.read_csv(output / "progress.csv")
-    assert len(progress) >= 2
+    assert len(progress) == 3
     assert {"society/greedy_return", "society/bid_error", "env_runners/society/env_return",
             "env_runners/society/win_freq/p1", "society/greedy_bid/s0/p1"} <= set(progress.columns)
+    # eval_interval 2: iteration 2, and the last from the final checkpoint (not in TensorBoard).
+    assert progress["society/bid_error_all"].notna().tolist() == [False, True, True]
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["bid_error_all"] == pytest.approx(progress["society/bid_error_all"].iloc[-1])
     scalars = read_scalars(output / "trial")
-    assert len(scalars["ray/tune/society/bid_error"]) == len(progress)
+    assert len(scalars["ray/tune/society/bid_error"]) == 1
     assert "ray/tune/env_runners/society/mean_bid/p0" in scalars
     # RLlib's own per-module learner metrics, one module per primitive, beside the society's.
     assert {"ray/tune/learners/p0/policy_loss", "ray/tune/learners/p1/entropy"} <= set(scalars)

@@ -84,9 +84,11 @@ def test_baselines_run_through_the_same_entry_point(primitives, tmp_path):
     over_options = run(tmp_path, "configs/tworooms_pretrain.yaml", "monolithic", algo="monolithic",
                        options=primitives)
     assert over_options["algo"] == "monolithic"
+    # Its one iteration is not the 2nd: the greedy evaluation is of the final checkpoint.
     flat = run(tmp_path, "configs/tworooms_transfer.yaml", "flat", algo="monolithic", options=[],
-               sets=["init_checkpoint=null"])
-    assert flat["env_steps"] >= 256
+               sets=["init_checkpoint=null", "eval_interval=2"])
+    assert flat["env_steps"] >= 256 and flat["iterations"] == 1
+    assert flat["eval_failed"] == 0 and flat["greedy_length"] > 0 and flat["greedy_return"] is not None
 
 
 def test_missing_checkpoints_are_named(tmp_path):
