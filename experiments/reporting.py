@@ -290,10 +290,17 @@ def bid_plot_limits(bids: np.ndarray, q_values: np.ndarray | None) -> tuple[floa
     return lo - pad, hi + pad
 
 
-def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, title: str) -> bool:
+#: The most states `plot_bids` draws (one panel each).
+MAX_PLOTTED_STATES = 12
+
+
+def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, title: str,
+              max_states: int = MAX_PLOTTED_STATES) -> list[int]:
     """Mean bids per state and primitive over training, against dashed Q* lines (the paper's
-    figure). States whose Q* is all zero (terminal or unused) are left out. Returns False when
-    the progress has no per-state bids (non-Discrete observations)."""
+    figure). States whose Q* is all zero (terminal or unused) are left out; of more than
+    `max_states`, the plot shows those whose last bids are furthest from Q* (without Q*, the
+    first), and its title says how many of how many. Returns the states drawn: none when the
+    progress has no per-state bids (non-Discrete observations)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,12 +309,21 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     prefix = "society/greedy_bid/s"
     columns = [c for c in progress.columns if c.startswith(prefix)]
     if not columns:
-        return False
+        return []
     states = sorted({int(c[len(prefix):].split("/")[0]) for c in columns})
     if q_values is not None:
         states = [s for s in states if np.any(q_values[s] != 0)] or states
     primitives = sorted({c.rsplit("/", 1)[1] for c in columns}, key=lambda p: int(p[1:]))
     progress = progress[progress[columns].notna().any(axis=1)]  # the evaluated iterations (eval_interval)
+    if len(states) > max_states:
+        title = f"{title} ({max_states} of {len(states)} states{'' if q_values is None else ', largest bid errors'})"
+        if q_values is not None:
+            last = progress.iloc[-1]
+            error = {s: max(abs(last[f"{prefix}{s}/{p}"] - q_values[s, k]) for k, p in enumerate(primitives))
+                     for s in states}
+            states = sorted(sorted(states, key=lambda s: -error[s])[:max_states])
+        else:
+            states = states[:max_states]
     bids = np.stack([progress[f"{prefix}{s}/{p}"].to_numpy(dtype=float) for s in states for p in primitives])
     lo, hi = bid_plot_limits(bids, None if q_values is None else q_values[states, :len(primitives)])
     figure, axes = plt.subplots(1, len(states), figsize=(3.2 * len(states), 3), squeeze=False)
@@ -327,7 +343,7 @@ def plot_bids(progress: pd.DataFrame, q_values: np.ndarray | None, path: Path, t
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-    return True
+    return states
 
 
 def plot_episode_strip(frames: list[dict], names: list[str], path: Path, title: str = "",

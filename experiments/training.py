@@ -160,8 +160,10 @@ def write_trial_outputs(
         summary["train_return_mean"] = float(progress[ENV_RETURN].dropna().iloc[-1])
     progress.to_csv(folder / "progress.csv", index=False)
     title = f"{config.env}, {config.auction}, {config.clones} clone(s)"
-    if plot_bids(progress, q_values, folder / "bids.png", title):
+    plotted = plot_bids(progress, q_values, folder / "bids.png", title)
+    if plotted:
         summary["bids_plot"] = str(folder / "bids.png")
+        summary["bids_plot_states"] = plotted
     if result.checkpoint and plot_checkpoint_test_episodes(config, result.checkpoint.path, folder / TEST_EPISODES_PLOT):
         summary["test_episodes_plot"] = str(folder / TEST_EPISODES_PLOT)
     if result.checkpoint and config.options and config.algo == "society":

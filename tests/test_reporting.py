@@ -92,8 +92,28 @@ def test_the_bid_plot_spans_bids_and_q_star_in_env_units_whatever_the_value_rang
 
     progress = pd.DataFrame({ENV_STEPS: [400, 800, 1200], "society/greedy_bid/s0/p0": bids[0],
                              "society/greedy_bid/s0/p1": bids[1]})
-    assert plot_bids(progress, q_values, tmp_path / "bids.png", "CliffWalking")
+    assert plot_bids(progress, q_values, tmp_path / "bids.png", "CliffWalking") == [0]
     assert (tmp_path / "bids.png").stat().st_size > 0
+
+
+def test_the_bid_plot_of_many_states_draws_those_furthest_from_q_star(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from experiments.reporting import ENV_STEPS, plot_bids
+
+    rng = np.random.default_rng(0)
+    q_values = rng.uniform(-10, 10, size=(30, 2))
+    q_values[7] = 0.0  # a terminal state: never drawn
+    final = q_values + rng.normal(0, 1, size=q_values.shape)
+    columns = {f"society/greedy_bid/s{s}/p{k}": [np.nan, final[s, k] + 5, np.nan, final[s, k]]
+               for s in range(30) for k in range(2)}  # evaluated every other iteration
+    progress = pd.DataFrame({ENV_STEPS: [400, 800, 1200, 1600], **columns})
+    error = {s: max(abs(final[s, k] - q_values[s, k]) for k in range(2)) for s in range(30) if s != 7}
+    furthest = sorted(sorted(error, key=error.get, reverse=True)[:5])
+    assert plot_bids(progress, q_values, tmp_path / "bids.png", "many", max_states=5) == furthest
+    without_q = plot_bids(progress, None, tmp_path / "bids_no_q.png", "many", max_states=5)
+    assert without_q == [0, 1, 2, 3, 4]
 
 
 def test_the_summary_sums_the_exploration_metrics_over_the_run():
