@@ -140,15 +140,16 @@ def write_trial_outputs(
     """Writes a finished trial's ``summary.json``, ``progress.csv``, ``bids.png`` (tabular envs)
     and ``test_episodes.png`` (envs with test episodes) into `folder`; returns the summary and the progress table (one row per iteration)."""
     from experiments.evaluation import q_star
+    from experiments.callbacks import evaluation_due
     from experiments.reporting import (
-        ENV_RETURN, GREEDY_RETURN, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target,
+        ENV_RETURN, ITERATION, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target,
         write_summary,
     )
 
     q_values = q_star(config.society_config())
     progress = read_progress(Path(result.path) / "result.json")
     metrics = result.metrics
-    if GREEDY_RETURN not in progress or progress[GREEDY_RETURN].isna().iloc[-1]:  # between evaluations
+    if not evaluation_due(config.society_config(), int(metrics[ITERATION])):  # stopped between evaluations
         metrics, progress = _evaluate_final_checkpoint(config, result, progress)
     summary = build_summary(
         config.to_dict(), metrics, q_values, wall_seconds,
