@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_society.auction import auction_outcomes, episode_utilities, market_balance, outcome_utilities
+from rllib_society.auction import auction_outcomes, market_balance, outcome_utilities, winner_values
 from rllib_society.errors import FieldError
 from rllib_society.exploration import check_bonus, draw_offer, exploration_settings, logistic_price, scheduled_rate
 from rllib_society.observations import bidder_observation, bidder_observation_space
@@ -60,14 +60,25 @@ def record_utilities(records: list[dict[str, Any]], auction: str, clones: int) -
     (`episode_utilities`): exact for every record but the last, whose lookahead is taken as 0,
     which is exact only when it ended the episode. A pricing auction (``truncation:
     bootstrap``) only prices the cut state: its own row is 0."""
-    utilities = episode_utilities(
-        np.stack([r["bids"] for r in records]), np.array([r["reward"] for r in records]),
-        np.array([r["discount"] for r in records]), auction, np.stack([r["active"] for r in records]),
+    return record_settlement(records, auction, clones)[0]
+
+
+def record_settlement(records: list[dict[str, Any]], auction: str, clones: int) -> tuple[np.ndarray, np.ndarray]:
+    """`record_utilities`, and (T, bidders) the scored bidders' targets: the value of the step
+    (`auction.winner_values`: reward plus discounted next price) for the bidders a scored offer
+    scored, NaN for every other."""
+    rewards, discounts = np.array([r["reward"] for r in records]), np.array([r["discount"] for r in records])
+    outcomes = auction_outcomes(
+        np.stack([r["bids"] for r in records]), np.stack([r["active"] for r in records]), auction,
         np.array([r.get("offer", -1) for r in records]), np.array([r.get("offer_price", 0.0) for r in records]),
         np.array([r.get("scored", False) for r in records]), clones, lookahead_bids(records),
     )
-    utilities[[bool(r.get("pricing")) for r in records]] = 0.0
-    return utilities
+    utilities = outcome_utilities(outcomes, outcomes.bids.shape, rewards, discounts, auction)
+    pricing = [bool(r.get("pricing")) for r in records]
+    utilities[pricing] = 0.0
+    targets = np.where(outcomes.scored, winner_values(outcomes, rewards, discounts)[:, None], np.nan)
+    targets[pricing] = np.nan
+    return utilities, targets
 
 
 def lookahead_bids(records: list[dict[str, Any]]) -> np.ndarray | None:

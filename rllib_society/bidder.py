@@ -138,6 +138,11 @@ class TorchBeta(PerBidDistribution):
         """The mean bid, used for greedy evaluation."""
         return TorchDeterministic(loc=self.alpha / (self.alpha + self.beta))
 
+    def mean_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bid's mean and variance."""
+        total = self.alpha + self.beta
+        return self.alpha / total, self.alpha * self.beta / (total ** 2 * (total + 1))
+
 
 class TorchGaussianBid(PerBidDistribution):
     """Normal(loc, exp(log_std)) over one bid on the real line (``value_range: adaptive``: the
@@ -185,6 +190,10 @@ class TorchGaussianBid(PerBidDistribution):
     def to_deterministic(self) -> TorchDeterministic:
         """The mean bid, used for greedy evaluation."""
         return TorchDeterministic(loc=self.loc)
+
+    def mean_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bid's mean and variance (in units of the value scale)."""
+        return self.loc, torch.exp(2 * self.log_std)
 
 
 def bid_distribution(space: gym.spaces.Box) -> type[TorchBeta] | type[TorchGaussianBid]:

@@ -5,6 +5,15 @@ so PPO's targets are what RLlib's GAE gives with gamma 0, the stock path's setti
 u_t, advantage u_t - V_k(s_t), standardized per module as RLlib's GAE does. With bids on the
 real line (``value_range: adaptive``) the value target is u_t / sigma, sigma the society's value
 scale (`rllib_society.value_scale`).
+
+A row that a scored offer scored (its utility -(b - v)^2 / 2, v the step's value) takes as its
+baseline that utility's expectation under the bid distribution it was sampled from,
+-((m - v)^2 + s^2) / 2 (m, s^2 the bid's mean and variance), instead of V_k(s_t): the critic
+sees only the state, where most of a loser's rows earn 0, so a stale bid's large square loss was
+a near-constant advantage on its scored rows, which PPO's ratio clip turns into a wider bid
+rather than a moved one. The baseline does not depend on the sampled bid (an offer's primitive
+acts whatever it bids), so the policy gradient's expectation, and its fixed point m = E[v], are
+unchanged: only its variance falls.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_society.env_runner import AuctionChunk
 from rllib_society.rows import RowEntry, entries_of
+from rllib_society.society_module import bid_distribution_of
 
 
 class AuctionChunksToBatch(ConnectorV2):
@@ -42,7 +52,8 @@ class AuctionChunksToBatch(ConnectorV2):
         if not chunks:
             return batch
         column = lambda name: np.concatenate([getattr(c, name) for c in chunks])  # noqa: E731
-        obs, bids, logp, inputs, utilities = (column(n) for n in ("obs", "bids", "logp", "bid_inputs", "utilities"))
+        obs, bids, logp, inputs, utilities, scored_targets = (
+            column(n) for n in ("obs", "bids", "logp", "bid_inputs", "utilities", "scored_targets"))
         active = np.concatenate([np.broadcast_to(c.active, c.bids.shape) for c in chunks])
         clones = bids.shape[1] // inputs.shape[1]
         device = next(rl_module[rl_module.module_ids[0]].parameters()).device
@@ -51,13 +62,22 @@ class AuctionChunksToBatch(ConnectorV2):
             values = rl_module.state_values(tensor(obs)).cpu().numpy()  # (N, R)
         # Bids on the real line: the critics predict utilities in units of the value scale.
         scale = rl_module.value_scale()
-        sigma = 1.0 if scale is None else scale[1]
+        mu, sigma = (0.0, 1.0) if scale is None else scale
         obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
         for k, module_id in enumerate(rl_module.module_ids):
             bidders = slice(k * clones, (k + 1) * clones)
             mask = active[:, bidders].reshape(-1)
             targets = utilities[:, bidders].reshape(-1) / sigma
-            advantages = targets - np.repeat(values[k], clones)
+            baselines = np.repeat(values[k], clones)
+            scored = ~np.isnan(scored_targets[:, bidders].reshape(-1))
+            if scored.any():
+                auctions = np.flatnonzero(scored) // clones
+                with torch.no_grad():
+                    mean, variance = (x[..., 0].double().numpy() for x in
+                                      bid_distribution_of(scale).from_logits(torch.as_tensor(inputs[auctions, k])).mean_variance())
+                value = scored_targets[:, bidders].reshape(-1)[scored]
+                baselines[scored] = -((mu + sigma * mean - value) ** 2 + sigma ** 2 * variance) / 2 / sigma
+            advantages = targets - baselines
             if self.standardize and mask.any():
                 valid = advantages[mask]
                 advantages = (advantages - valid.mean()) / max(1e-4, valid.std())

@@ -34,7 +34,7 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_SAMPLED_LIFETIME,
 )
 
-from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_utilities
+from rllib_society.auction_env import AUCTION_INFO, AuctionEnv, primitive_name, record_settlement
 from rllib_society.exploration import scheduled_rate
 from rllib_society.rows import SAMPLED, RowEntry, RowLedger, entries_of
 from rllib_society.society_module import bid_distribution_of
@@ -61,6 +61,9 @@ class AuctionChunk:
     """(T, primitives, 2) each primitive's bid-distribution inputs."""
     utilities: np.ndarray
     """(T, bidders) each bidder's exact auction utility: its reward."""
+    scored_targets: np.ndarray
+    """(T, bidders) the value of the step for the bidders a scored offer scored (their target),
+    NaN for every other (`record_settlement`)."""
     active: np.ndarray
     """(bidders,) False for a bidder sitting out the episode."""
     records: list[dict] = field(repr=False)
@@ -89,6 +92,7 @@ class AuctionChunk:
         return dataclasses.replace(
             self, obs=self.obs[start:stop], bids=self.bids[start:stop], logp=self.logp[start:stop],
             bid_inputs=self.bid_inputs[start:stop], utilities=self.utilities[start:stop],
+            scored_targets=self.scored_targets[start:stop],
             records=self.records[start:stop], is_done=self.is_done and last,
             sampled_steps=self.sampled_steps if last else 0, pricing=self.pricing if last else None,
         )
@@ -286,7 +290,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
         """The episode's unreported rows whose utilities are known: all of them if it is done,
         else all but the last, which stays open for the next chunk."""
         done, rows, records = episode.is_done, episode.rows, episode.rows["records"]
-        utilities = record_utilities(records, env.config["auction"], env.clones) if records else np.zeros((0, env.num_bidders))
+        utilities, targets = (record_settlement(records, env.config["auction"], env.clones) if records
+                              else (np.zeros((0, env.num_bidders)), np.zeros((0, env.num_bidders))))
         ready = len(records) if done else max(len(records) - 1, 0)
         # A cut's pricing auction (truncation: bootstrap) set the cut auction's lookahead; its own
         # bids earned nothing and are not trained.
@@ -295,7 +300,8 @@ class SocietyEnvRunner(MultiAgentEnvRunner):
                    if rows[key] else np.zeros((0,), np.float32) for key in ("obs", "bids", "logp", "bid_inputs")}
         chunk = AuctionChunk(
             id_=episode.id_, **columns,
-            utilities=utilities[:train].astype(np.float32), active=env.active.copy(),
+            utilities=utilities[:train].astype(np.float32), scored_targets=targets[:train].astype(np.float32),
+            active=env.active.copy(),
             records=records[:train], is_done=done, sampled_steps=episode.sampled,
             pricing=records[train] if train < ready else None,
         )
