@@ -155,6 +155,53 @@ def test_the_mean_lookahead_prices_with_the_modules_mean_bids(value_range):
     runner.stop()
 
 
+@pytest.mark.parametrize("case", ["ccv_scored_bonus", "bb_adaptive_scored_bootstrap", "ccv_mean_lookahead_scored"])
+def test_a_scored_rows_baseline_is_its_expected_square_loss(case):
+    """Without standardization, a scored row's advantage is its utility -(b - v)^2 / 2 less that
+    utility's mean over the bid distribution it was sampled from, -((m - v)^2 + s^2) / 2 (torch's
+    own mean and variance of that distribution; v from the oracle); every other row's is its
+    utility less the critic's value. Bids on the real line: in units of the value scale."""
+    runner, learner = fast(3, standardize_advantages=False, **FAST_CASES[case])
+    env = runner.auction_envs[0]
+    chunks = [c for c in runner.sample(random_actions=False) + runner.sample(random_actions=False) if len(c)]
+    pending = {open_.id_: open_.rows["records"] for open_ in runner._open}
+    episodes = defaultdict(list)
+    for chunk in chunks:
+        episodes[chunk.id_] += chunk.records
+    utilities, values = {}, {}
+    for episode_id, handed in episodes.items():
+        ordered = handed + pending.get(episode_id, [])
+        scored = {}
+        for (t, b), utility in oracle(ordered, env.config["auction"], env.value_range, env.clones, scored).items():
+            utilities[(episode_id, ordered[t]["step"], b)] = utility
+        values.update({(episode_id, ordered[t]["step"], b): v for (t, b), v in scored.items()})
+    batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=chunks, shared_data={},
+                                       metrics=learner.metrics)
+    scale = learner.module.value_scale()
+    mu, sigma = (0.0, 1.0) if scale is None else scale
+    rows = [(chunk.id_, record["step"]) for chunk in chunks for record in chunk.records]
+    critic = learner.module.state_values(torch.as_tensor(np.concatenate([c.obs for c in chunks]))).detach().numpy()
+    clones, checked = env.clones, 0
+    for k, module_id in enumerate(learner.module.module_ids):
+        columns = batch[module_id]
+        distribution = bid_distribution_of(scale).from_logits(columns[Columns.ACTION_DIST_INPUTS])._dist
+        means = mu + sigma * distribution.mean[:, 0].double().numpy()
+        variances = sigma ** 2 * distribution.variance[:, 0].double().numpy()
+        advantages = columns["advantages"].numpy()
+        for row, active in enumerate(columns[Columns.LOSS_MASK].numpy()):
+            if not active:
+                continue
+            key = (*rows[row // clones], k * clones + row % clones)
+            if key in values:
+                want = (utilities[key] + ((means[row] - values[key]) ** 2 + variances[row]) / 2) / sigma
+                checked += 1
+            else:
+                want = utilities[key] / sigma - critic[k, row // clones]
+            assert advantages[row] == pytest.approx(want, abs=1e-4), (module_id, key)
+    assert checked >= 4
+    runner.stop()
+
+
 def test_an_update_that_fails_counts_nothing(monkeypatch):
     """The learner counts rows and steps once it has trained: an update that raises in its loss
     leaves no trained rows and no step counts, and the next update counts only its own rows."""

@@ -56,7 +56,8 @@ def test_agent_ids_map_to_their_primitives_module():
 # ------------------------------------------------------------------------------ exact credit
 
 
-def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: int = 1) -> dict[tuple[int, int], float]:
+def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: int = 1,
+           scored_values: dict | None = None) -> dict[tuple[int, int], float]:
     """{(step, bidder): utility} of every active bidder at every auction of one episode, with the
     env reward R mapped to bid units by hand: (R - (1 - discount) * lo) / (hi - lo), and
     (R - lo) / (hi - lo) at the episode's last auction. An exploration offer (the record's
@@ -67,7 +68,7 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
     seller of each state is paid that state's usual price, over all active bids (over the
     record's ``lookahead_bids`` where it holds them: ``lookahead: mean``). A count bonus (the
     record's ``bonus``, env units; test_exploration checks it against naive counts) is part of
-    the env reward."""
+    the env reward. `scored_values`, when given, gets {(step, bidder): v} of the scored bidders."""
     lo, hi = value_range
 
     def clear(record, without=-1):
@@ -114,6 +115,8 @@ def oracle(records: list[dict], auction: str, value_range=(0.0, 1.0), clones: in
             utilities[(t, b)] = won if b == winner else 0.0
             if scored and auction != "env" and b // clones == winner // clones:
                 utilities[(t, b)] = -(record["bids"][b] - value) ** 2 / 2
+                if scored_values is not None:
+                    scored_values[(t, b)] = value
     return utilities
 
 
