@@ -62,21 +62,18 @@ class AuctionChunksToBatch(ConnectorV2):
             values = rl_module.state_values(tensor(obs)).cpu().numpy()  # (N, R)
         # Bids on the real line: the critics predict utilities in units of the value scale.
         scale = rl_module.value_scale()
-        mu, sigma = (0.0, 1.0) if scale is None else scale
+        sigma = 1.0 if scale is None else scale[1]
         obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
         for k, module_id in enumerate(rl_module.module_ids):
             bidders = slice(k * clones, (k + 1) * clones)
             mask = active[:, bidders].reshape(-1)
             targets = utilities[:, bidders].reshape(-1) / sigma
             baselines = np.repeat(values[k], clones)
-            scored = ~np.isnan(scored_targets[:, bidders].reshape(-1))
+            step_values = scored_targets[:, bidders].reshape(-1)
+            scored = ~np.isnan(step_values)
             if scored.any():
-                auctions = np.flatnonzero(scored) // clones
-                with torch.no_grad():
-                    mean, variance = (x[..., 0].double().numpy() for x in
-                                      bid_distribution_of(scale).from_logits(torch.as_tensor(inputs[auctions, k])).mean_variance())
-                value = scored_targets[:, bidders].reshape(-1)[scored]
-                baselines[scored] = -((mu + sigma * mean - value) ** 2 + sigma ** 2 * variance) / 2 / sigma
+                rows_inputs = inputs[np.flatnonzero(scored) // clones, k]
+                baselines[scored] = expected_square_loss(rows_inputs, step_values[scored], scale) / sigma
             advantages = targets - baselines
             if self.standardize and mask.any():
                 valid = advantages[mask]
@@ -92,6 +89,17 @@ class AuctionChunksToBatch(ConnectorV2):
                 Postprocessing.VALUE_TARGETS: tensor(targets),
             }
         return batch
+
+
+def expected_square_loss(bid_inputs: np.ndarray, values: np.ndarray, scale: tuple[float, float] | None) -> np.ndarray:
+    """-((m - v)^2 + s^2) / 2: the mean of a scored utility -(b - v)^2 / 2 over bids b from the
+    distributions of `bid_inputs` (mean m, variance s^2; on the real line, mapped to env units
+    by the value `scale`), for the steps' `values` v."""
+    with torch.no_grad():
+        mean, variance = (x[..., 0].double().numpy() for x in
+                          bid_distribution_of(scale).from_logits(torch.as_tensor(bid_inputs)).mean_variance())
+    mu, sigma = (0.0, 1.0) if scale is None else scale
+    return -((mu + sigma * mean - values) ** 2 + sigma ** 2 * variance) / 2
 
 
 def trained_row_entries(chunks: list[AuctionChunk], seen: np.ndarray, trained: np.ndarray) -> list[RowEntry]:

@@ -36,7 +36,9 @@ Why it learns faster than random prices: a stale bidder learns from every offer,
 those whose price falls below its bid, and the utility is centred: PPO's baseline sees only the
 state, so a reward far from 0 on the few offer rows (v - p, or b * v - b^2 / 2) is noise in the
 advantages of all the usual rows of that state, where a loser earns 0; the square loss is
-near 0 where the bid is near truthful. Measured in docs/results.md.
+near 0 where the bid is near truthful. Measured in docs/results.md. Far from truthful it is
+not, so the fast learner gives a scored row its own baseline, the square loss's expectation under
+the bid distribution it was sampled from (`chunk_connector`): the same expected gradient, less noise.
 
 A count bonus (``bonus`` b > 0, with any kind) is optimism that directs the search: the market
 pays the winner b / sqrt(n) env reward units for the n-th time its primitive acts in a state
