@@ -6,14 +6,16 @@ u_t, advantage u_t - V_k(s_t), standardized per module as RLlib's GAE does. With
 real line (``value_range: adaptive``) the value target is u_t / sigma, sigma the society's value
 scale (`rllib_society.value_scale`).
 
-A row that a scored offer scored (its utility -(b - v)^2 / 2, v the step's value) takes as its
-baseline that utility's expectation under the bid distribution it was sampled from,
--((m - v)^2 + s^2) / 2 (m, s^2 the bid's mean and variance), instead of V_k(s_t): the critic
-sees only the state, where most of a loser's rows earn 0, so a stale bid's large square loss was
-a near-constant advantage on its scored rows, which PPO's ratio clip turns into a wider bid
-rather than a moved one. The baseline does not depend on the sampled bid (an offer's primitive
-acts whatever it bids), so the policy gradient's expectation, and its fixed point m = E[v], are
-unchanged: only its variance falls.
+With ``exploration.baseline: expected``, a row that a scored offer scored (its utility
+-(b - v)^2 / 2, v the step's value) takes as its baseline that utility's expectation under the
+bid distribution it was sampled from, -((m - v)^2 + s^2) / 2 (m, s^2 the bid's mean and
+variance), instead of V_k(s_t). The critic sees only the state, where most of a loser's rows
+earn 0, so a stale bid's large square loss is a near-constant negative advantage on its scored
+rows, which PPO's ratio clip turns into a wider bid more than a moved one. The baseline does not
+depend on the sampled bid (an offer's primitive acts whatever it bids), so the policy gradient's
+expectation, and its fixed point m = E[v], are unchanged: only its variance falls. Measured in
+docs/results.md: it helps where values settle early (FrozenLake) and slows Chain, whose values
+keep rising for a long time (the wider bids tracked them).
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ class AuctionChunksToBatch(ConnectorV2):
     advantage and loss mask (False for a clone sitting out). Every module's batch has the same
     rows, so `SocietyMultiRLModule` can evaluate all modules at once."""
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *, standardize: bool = True):
+    def __init__(self, input_observation_space=None, input_action_space=None, *, standardize: bool = True,
+                 scored_baseline: str = "state"):
         super().__init__(input_observation_space, input_action_space)
-        self.standardize = standardize
+        self.standardize, self.expected_baseline = standardize, scored_baseline == "expected"
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch: dict[str, Any], episodes, **kwargs):
@@ -71,7 +74,7 @@ class AuctionChunksToBatch(ConnectorV2):
             baselines = np.repeat(values[k], clones)
             step_values = scored_targets[:, bidders].reshape(-1)
             scored = ~np.isnan(step_values)
-            if scored.any():
+            if self.expected_baseline and scored.any():
                 rows_inputs = inputs[np.flatnonzero(scored) // clones, k]
                 baselines[scored] = expected_square_loss(rows_inputs, step_values[scored], scale) / sigma
             advantages = targets - baselines

@@ -37,8 +37,9 @@ those whose price falls below its bid, and the utility is centred: PPO's baselin
 state, so a reward far from 0 on the few offer rows (v - p, or b * v - b^2 / 2) is noise in the
 advantages of all the usual rows of that state, where a loser earns 0; the square loss is
 near 0 where the bid is near truthful. Measured in docs/results.md. Far from truthful it is
-not, so the fast learner gives a scored row its own baseline, the square loss's expectation under
-the bid distribution it was sampled from (`chunk_connector`): the same expected gradient, less noise.
+not: with ``baseline: expected`` the fast learner gives a scored row its own baseline, the square
+loss's expectation under the bid distribution it was sampled from (`chunk_connector`), the same
+expected gradient with less noise (and the same fixed point: the reward is unchanged).
 
 A count bonus (``bonus`` b > 0, with any kind) is optimism that directs the search: the market
 pays the winner b / sqrt(n) env reward units for the n-th time its primitive acts in a state
@@ -65,8 +66,12 @@ from rllib_society.errors import FieldError
 
 #: Exploration mechanisms inside the auction: none, random-price offers, scored offers.
 EXPLORATION_KINDS = ("none", "offers", "scored")
+#: A scored row's baseline in the fast learner's advantage: the critic's value of the state (as
+#: every other row's), or the scored utility's expectation under the bid distribution it was
+#: sampled from (`chunk_connector.expected_square_loss`).
+SCORED_BASELINES = ("state", "expected")
 #: No exploration (the paper's auction).
-NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0}
+NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state"}
 
 
 def exploration_settings(value: Any) -> dict[str, Any]:
@@ -74,19 +79,21 @@ def exploration_settings(value: Any) -> dict[str, Any]:
     exploration), or ``{"kind": "offers" or "scored", "rate": r}`` with r in [0, 1], and
     ``bonus`` b >= 0 (default 0) with any kind. r and b may be schedules ``[[env_steps, x], ...]``
     as RLlib's ``lr`` takes (piecewise linear in the algorithm's env steps sampled, from step 0;
-    `scheduled_rate`).
+    `scheduled_rate`). ``baseline`` (scored offers; `SCORED_BASELINES`): ``state`` (default)
+    or ``expected``.
 
     Raises:
-        FieldError: naming ``exploration``, ``exploration.kind``, ``exploration.rate`` or
-            ``exploration.bonus``.
+        FieldError: naming ``exploration``, ``exploration.kind``, ``exploration.rate``,
+            ``exploration.bonus`` or ``exploration.baseline``.
     """
     if value is None:
         return dict(NO_EXPLORATION)
     if not isinstance(value, dict):
         raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
-    unknown = sorted(set(value) - {"kind", "rate", "bonus"})
+    unknown = sorted(set(value) - {"kind", "rate", "bonus", "baseline"})
     if unknown:
-        raise FieldError("exploration", value, f"a dict with the keys kind, rate and bonus (not {', '.join(unknown)})")
+        raise FieldError("exploration", value,
+                         f"a dict with the keys kind, rate, bonus and baseline (not {', '.join(unknown)})")
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
@@ -97,7 +104,12 @@ def exploration_settings(value: Any) -> dict[str, Any]:
     bonus = _number_or_schedule("exploration.bonus", value.get("bonus", 0.0), math.inf,
                                 "a number >= 0 (env reward units: the count bonus bonus / sqrt(n) for the n-th "
                                 "time a primitive acts in a state)")
-    return {"kind": kind, "rate": rate, "bonus": bonus}
+    baseline = value.get("baseline", "state")
+    if baseline not in SCORED_BASELINES:
+        raise FieldError("exploration.baseline", baseline, "one of " + ", ".join(SCORED_BASELINES))
+    if baseline != "state" and kind != "scored":
+        raise FieldError("exploration.baseline", baseline, "state unless exploration.kind is scored")
+    return {"kind": kind, "rate": rate, "bonus": bonus, "baseline": baseline}
 
 
 def _number_or_schedule(field: str, value: Any, most: float, allowed: str) -> float | list[list]:

@@ -34,6 +34,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_society.bidder import TorchBeta, TorchGaussianBid
 from rllib_society.chunk_connector import AuctionChunksToBatch, trained_row_entries
+from rllib_society.exploration import exploration_settings
 from rllib_society.rows import TRAINED, RowEntry, RowLedger
 from rllib_society.society_module import slices_of
 from rllib_society.value_range import is_adaptive
@@ -130,7 +131,8 @@ class SocietyPPOLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         self._learner_connector = LearnerConnectorPipeline(connectors=[AuctionChunksToBatch(
-            standardize=self.config.learner_config_dict.get("standardize_advantages", True))])
+            standardize=self.config.learner_config_dict.get("standardize_advantages", True),
+            scored_baseline=exploration_settings(self.config.env_config.get("exploration"))["baseline"])])
         # The connector gives each auction's state to its `clones` rows in a row.
         self.module.rows_per_state = int(self.config.env_config.get("clones", 1))
         self._loss_stats = self._grad_norms = None

@@ -121,7 +121,8 @@ class SocietyPPOConfig(PPOConfig):
                 price or scored on its bid, so that every primitive learns its value, not only
                 the winners. b > 0 adds a count bonus, b / sqrt(n) env reward units for the n-th
                 time a primitive acts in a (Discrete) state. r and b may be schedules
-                [[env_steps, x], ...] (fast sampler) (`rllib_society.exploration`).
+                [[env_steps, x], ...] (fast sampler). "baseline": "expected" (fast sampler) gives
+                a scored row the scored utility's expectation as its baseline (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").

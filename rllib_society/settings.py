@@ -66,6 +66,10 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         if isinstance(exploration[key], list) and sampler == "stock":
             raise FieldError(f"exploration.{key}", exploration[key], f"a constant {key} with sampler: stock (the "
                                                                      "fast env runner follows schedules; use sampler: fast)")
+    if exploration["baseline"] != "state" and sampler == "stock":
+        raise FieldError("exploration.baseline", exploration["baseline"],
+                         "state with sampler: stock (RLlib's GAE gives every row the critic's baseline; "
+                         "use sampler: fast)")
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_interval", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)

@@ -199,6 +199,8 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
     ({"kind": "offers", "rate": 1.5}, "exploration.rate"), ({"kind": "offers", "rate": 0.1, "schedule": []}, "exploration"),
     ({"kind": "scored", "rate": 0.1, "bonus": -1}, "exploration.bonus"), ({"kind": "none", "bonus": "1"}, "exploration.bonus"),
     ({"kind": "none", "bonus": [[0, 1.0], [10, -1.0]]}, "exploration.bonus"),
+    ({"kind": "scored", "rate": 0.1, "baseline": "critic"}, "exploration.baseline"),
+    ({"kind": "offers", "rate": 0.1, "baseline": "expected"}, "exploration.baseline"),
 ])
 def test_bad_exploration_settings_name_the_field(value, field):
     with pytest.raises(FieldError, match=rf"^{field}=.* is not allowed; {field} must be"):
@@ -206,10 +208,11 @@ def test_bad_exploration_settings_name_the_field(value, field):
 
 
 def test_exploration_settings_defaults():
-    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "bonus": 0.0}
-    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "bonus": 0.0}
-    assert exploration_settings({"kind": "scored", "rate": 1, "bonus": 2}) == {"kind": "scored", "rate": 1.0,
-                                                                                "bonus": 2.0}
+    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state"}
+    assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "bonus": 0.0,
+                                                                      "baseline": "state"}
+    assert exploration_settings({"kind": "scored", "rate": 1, "bonus": 2, "baseline": "expected"}) == {
+        "kind": "scored", "rate": 1.0, "bonus": 2.0, "baseline": "expected"}
     assert exploration_settings({"kind": "none", "bonus": [[0, 5], [100, 0]]})["bonus"] == [[0, 5.0], [100, 0.0]]
 
 
@@ -292,6 +295,14 @@ def test_a_rate_schedule_is_piecewise_linear_and_held_after_its_last_point():
 def test_bad_rate_schedules_name_the_field(rate):
     with pytest.raises(FieldError, match=r"^exploration.rate=.* is not allowed; exploration.rate must be .*schedule"):
         exploration_settings({"kind": "offers", "rate": rate})
+
+
+def test_the_stock_sampler_refuses_the_expected_baseline():
+    from rllib_society import SocietyPPOConfig
+
+    with pytest.raises(FieldError, match=r"^exploration.baseline='expected' is not allowed; .*state with sampler: stock"):
+        SocietyPPOConfig().society(env="envs:Chain-v0", sampler="stock",
+                                   exploration={"kind": "scored", "rate": 0.5, "baseline": "expected"})
 
 
 @pytest.mark.parametrize("key", ["rate", "bonus"])
