@@ -32,12 +32,13 @@ def test_bandit_bids_rank_the_arms_near_their_values(ray_session, tmp_path):
 
 def test_stock_rllib_multi_agent_path_learns_the_bandit(ray_session, tmp_path):
     # RLlib's own MultiAgentEnvRunner, connectors and PPO learner on SocietyEnv, whose rewards are
-    # the exact utilities (the reference path). 20k steps, the lr decaying over them: measured
-    # bids 0.222 0.382 0.582 0.798 (largest error 0.022) in 55 s.
-    summary = train_config(tmp_path, "configs/bandit.yaml", stop_timesteps=20_000, sampler="stock",
-                           lr=[[0, 0.01], [20_000, 0.001]])
+    # the exact utilities (the reference path). 10k steps, the lr decaying over them: the largest
+    # error over the four arms was 0.016-0.042 on seeds 0-5 (2026-12-07), hence 0.08, against a largest
+    # error 0.3 for untrained bids (about 0.5 each).
+    summary = train_config(tmp_path, "configs/bandit.yaml", stop_timesteps=10_000, sampler="stock",
+                           lr=[[0, 0.01], [10_000, 0.001]])
     errors = [abs(summary["mean_bids"]["0"][f"p{k}"] - (k + 1) / 5) for k in range(4)]
-    assert max(errors) <= 0.05, f"|bid - value| per arm {errors} (tolerance 0.05)"
+    assert max(errors) <= 0.08, f"|bid - value| per arm {errors} (tolerance 0.08)"
 
 
 def test_chain_walks_right_with_every_bid_near_q_star(ray_session, tmp_path):
