@@ -5,7 +5,8 @@ For every setting (primitives x env runners x envs per runner) the script builds
 `SocietyPPOLearner`), the society on RLlib's stock multi-agent path (``--no-stock`` skips it) and
 single-agent PPO that picks the env action itself (the monolithic baseline). Machines are noisy
 (single-agent PPO's own speed moved by a third between runs), so the measurements interleave:
-each of ``--rounds`` rounds measures every algorithm in turn, each for at least ``--seconds``,
+each of ``--rounds`` rounds measures every algorithm in turn (each round starting one algorithm
+further along), each for at least ``--seconds``,
 
 - ``sample``: env steps per second of sampling alone (RLlib's `synchronous_parallel_sample`,
   what PPO calls each iteration), then
@@ -104,6 +105,14 @@ def build(config, algo: str):
     if algo == BASELINE:
         return monolithic_ppo_config(config).build_algo()
     return society_ppo_config(config.model_copy(update={"sampler": "stock" if algo == STOCK else "fast"})).build_algo()
+
+
+def rotated(names: list[str], round_: int) -> list[str]:
+    """The order in which round `round_` measures the algorithms: each round starts one further
+    along, so that no algorithm is always measured first or last (a position in the round can
+    cost or gain a few percent by itself)."""
+    start = round_ % len(names)
+    return names[start:] + names[:start]
 
 
 def fast_variants(explorations: list[str], variants: list[str]) -> dict[str, list[str]]:
@@ -219,7 +228,8 @@ def main(argv=None) -> int:
         for algo in built.values():
             algo.train()  # warm-up: first-iteration set-up is not throughput
         for round_, mode in itertools.product(range(args.rounds), ("sample", "train")):
-            for name, algo in built.items():
+            for name in rotated(list(built), round_):
+                algo = built[name]
                 sps = sample_sps(algo, config, args.seconds) if mode == "sample" else train_sps(algo, args.seconds)
                 rows.append({"primitives": n, "bidders": n * args.clones if name != BASELINE else 1,
                              "env_runners": runners, "envs_per_runner": num_envs, "algo": name, "mode": mode,
