@@ -10,7 +10,7 @@ from experiments.config_files import load_config, parse_set
 @pytest.fixture
 def ray_must_not_start(monkeypatch):
     """Any attempt to start Ray fails the test, whether or not an earlier test in this process
-    (the suite runs in two processes, in any order) left a Ray running."""
+    (the suite's shared `ray_session`) left a Ray running."""
     import ray
 
     def refuse(*args, **kwargs):
