@@ -150,7 +150,7 @@ class SocietyPPOConfig(PPOConfig):
         adaptive = is_adaptive(config["value_range"])
         env_config = {**config, "value_range": config["value_range"] if adaptive else list(resolve_value_range(config))}
         self.environment(SocietyEnv, env_config=env_config, normalize_actions=False, clip_actions=False)
-        self.multi_agent(policies=set(module_ids), policy_mapping_fn=policy_mapping_fn)
+        self.multi_agent(policies=module_ids, policy_mapping_fn=policy_mapping_fn)
         self.rl_module(rl_module_spec=MultiRLModuleSpec(
             multi_rl_module_class=multi_rl_module_class,
             # Spaces given: RLlib would otherwise match every module against every agent id

@@ -7,6 +7,19 @@ import pytest
 from experiments.config import CONFIG_KEYS, ExperimentConfig
 from experiments.config_files import load_config, parse_set
 
+@pytest.fixture
+def ray_must_not_start(monkeypatch):
+    """Any attempt to start Ray fails the test, whether or not an earlier test in this process
+    (the suite's shared `ray_session`) left a Ray running."""
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray started before the bad input was reported")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+
+
 CONFIGS = ["configs/chain.yaml", "configs/bandit.yaml", "configs/duality.yaml"]
 
 
@@ -108,7 +121,7 @@ def test_every_field_is_documented_in_one_place():
     assert set(CONFIG_KEYS) == set(ExperimentConfig().to_dict())
 
 
-def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
+def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch, ray_must_not_start):
     import run
 
     monkeypatch.setattr(sys, "argv", ["run.py"])
@@ -116,10 +129,9 @@ def test_cli_bad_input_fails_before_ray_starts(capsys, monkeypatch):
         run.main(["--clones", "0"])
     assert exit_info.value.code == 2
     assert "clones=0" in capsys.readouterr().err
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
-def test_a_count_bonus_on_states_that_cannot_be_counted_fails_before_ray_starts(capsys, monkeypatch):
+def test_a_count_bonus_on_states_that_cannot_be_counted_fails_before_ray_starts(capsys, monkeypatch, ray_must_not_start):
     import run
 
     monkeypatch.setattr(sys, "argv", ["run.py"])
@@ -128,10 +140,9 @@ def test_a_count_bonus_on_states_that_cannot_be_counted_fails_before_ray_starts(
     assert exit_info.value.code == 2
     assert "exploration.bonus=1.0 is not allowed; exploration.bonus must be 0 for an env whose states are not " \
            "Discrete" in capsys.readouterr().err
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
-def test_a_local_run_asking_more_cpus_than_the_machine_has_fails_before_ray_starts(capsys, monkeypatch):
+def test_a_local_run_asking_more_cpus_than_the_machine_has_fails_before_ray_starts(capsys, monkeypatch, ray_must_not_start):
     import os
 
     import run
@@ -143,7 +154,6 @@ def test_a_local_run_asking_more_cpus_than_the_machine_has_fails_before_ray_star
         run.main(["--num-env-runners", too_many])
     assert exit_info.value.code == 2
     assert f"num_env_runners={too_many} x num_cpus_per_env_runner=1" in capsys.readouterr().err
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     # Fractions fit, and a cluster (--address) is not this machine.
     check_local_cpus([load_config(None, {"num_env_runners": int(too_many), "num_cpus_per_env_runner": 0.1})])
     check_local_cpus([load_config(None, {"num_env_runners": int(too_many), "address": "10.0.0.1:6379"})])
