@@ -1,4 +1,4 @@
-"""The project's envs (toy MDPs, Mental Rotation, TwoRooms); importing this package registers
+"""The project's envs (toy MDPs, Mental Rotation, TwoRooms, Taxi's sub-tasks); importing this package registers
 their gymnasium ids (time limits are gymnasium TimeLimit truncations). `ENV_IDS` lists the ids;
 `importable_env_id` names one so that any process that makes it imports this package first."""
 
@@ -14,6 +14,12 @@ _SPECS: dict[str, tuple[str, int | None, dict]] = {
         # 50: the algorithm's cut, envs.two_rooms.HORIZON (importing it here would load minigrid).
         f"TwoRooms-{task.capitalize()}-v0": ("envs.two_rooms:make_two_rooms", 50, {"task": task})
         for task in ("red", "green", "blue", "pretrain", "transfer")
+    },
+    **{
+        # 25: envs.taxi_tasks.HORIZON
+        f"TaxiTask-{landmark}-{final.capitalize()}-v0": (
+            "envs.taxi_tasks:TaxiTaskEnv", 25, {"landmark": landmark, "final": final})
+        for landmark in "RGYB" for final in ("pickup", "dropoff")
     },
 }
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)

@@ -16,7 +16,7 @@ from ray.tune.result import TRAINING_ITERATION
 from experiments.evaluation import coverable_q_star, eval_max_steps, evaluate, evaluate_policy, evaluation_env
 from experiments.transform_evaluation import evaluate_on_test, policy_chooser, society_chooser, test_env
 from rllib_society import (
-    OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, load_modules, load_policy, log_env_steps,
+    OPTION_RETURN, OPTION_STEPS, SMOOTHING_EPISODES, SOCIETY, BaseEnv, SocietyMetrics, load_modules, load_policy, log_env_steps,
     primitive_name,
 )
 
@@ -100,9 +100,11 @@ class MonolithicMetricsCallback(RLlibCallback):
     def on_episode_end(self, *, episode, prev_episode_chunks=None, metrics_logger=None, **kwargs) -> None:
         # `episode` is only the last chunk of an episode that spanned sample() calls.
         chunks = [*(prev_episode_chunks or []), episode]
-        # An option is one RLlib step but several env steps (its info says how many).
-        env_steps = sum(info.get(OPTION_STEPS, 1) for chunk in chunks for info in chunk.get_infos()[1:])
-        env_return = sum(chunk.get_return() for chunk in chunks)
+        # An option is one RLlib step but several env steps; its info says how many, and what the
+        # env paid over them (its reward is discounted).
+        steps = [(info, reward) for chunk in chunks for info, reward in zip(chunk.get_infos()[1:], chunk.get_rewards())]
+        env_steps = sum(info.get(OPTION_STEPS, 1) for info, _ in steps)
+        env_return = sum(info.get(OPTION_RETURN, reward) for info, reward in steps)
         for key, value in (("env_return", env_return), ("env_steps_per_episode", env_steps)):
             metrics_logger.log_value((SOCIETY, key), float(value), reduce="mean", window=SMOOTHING_EPISODES)
         log_env_steps(metrics_logger, env_steps)

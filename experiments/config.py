@@ -95,7 +95,8 @@ class ExperimentConfig(BaseModel):
     policies, or of societies over the env's actions), in place of the env's actions; each runs
     until it emits `option_done_action`."""
     option_done_action: Any = None
-    """The env action with which an option says it is done (MiniGrid's done: 6)."""
+    """The env action, or list of actions, with which an option says it is done (MiniGrid's
+    done: 6; Taxi's pick-up and drop-off: [4, 5])."""
     option_max_steps: Any = None
     """Optional cap on one option's env steps (else the env's time limit ends it)."""
     option_bids: Any = "greedy"

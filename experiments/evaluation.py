@@ -12,7 +12,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_STEPS, AuctionEnv, bidder_observation, greedy_bids,
+    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_RETURN, OPTION_STEPS, AuctionEnv, bidder_observation, greedy_bids,
     is_adaptive, make_base_env, primitive_name, q_values_by_step, to_values,
 )
 
@@ -119,14 +119,14 @@ def run_episodes(env: gym.Env, act: Callable[[Any, int], int], episodes: int, se
                  max_env_steps: int) -> tuple[list[float], list[int], int]:
     """Runs a single-agent chooser ``act(state, env steps so far) -> action`` on seeds ``seed,
     seed + 1, ...``, each episode cut at `max_env_steps`; returns each episode's env return and
-    env steps (an option's info counts its own), and how many were cut."""
+    env steps (an option's info counts its own of both), and how many were cut."""
     returns, lengths, timeouts = [], [], 0
     for episode in range(episodes):
         state, _ = env.reset(seed=None if seed is None else seed + episode)
         total, steps, done = 0.0, 0, False
         while not done and steps < max_env_steps:
             state, reward, terminated, truncated, info = env.step(act(state, steps))
-            total, done = total + float(reward), terminated or truncated
+            total, done = total + float(info.get(OPTION_RETURN, reward)), terminated or truncated
             steps += info.get(OPTION_STEPS, 1)
         returns.append(total)
         lengths.append(steps)

@@ -23,7 +23,7 @@ def validate(config: ExperimentConfig) -> None:
         missing = [p for p in config.options if not Path(p).expanduser().exists()]
         require(not missing, "options", f"RLlib checkpoints that exist (missing: {', '.join(map(str, missing))})")
         require(config.option_done_action is not None, "option_done_action",
-                "the env action with which an option says done (MiniGrid: 6)")
+                "the env action (or list of them) with which an option says done (MiniGrid: 6)")
     if config.init_checkpoint is not None:
         from rllib_society import latest_checkpoint
 

@@ -65,6 +65,7 @@ _LAZY = {
     "log_env_steps": "rllib_society.metrics",
     "OptionsEnv": "rllib_society.options",
     "OPTION_STEPS": "rllib_society.options",
+    "OPTION_RETURN": "rllib_society.options",
     "OPTION_BIDS": "rllib_society.options",
     "INNER_AUCTIONS": "rllib_society.options",
     "SocietyPolicy": "rllib_society.options",

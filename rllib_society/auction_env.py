@@ -20,7 +20,8 @@ from rllib_society.auction import auction_outcomes, market_balance, outcome_util
 from rllib_society.errors import FieldError
 from rllib_society.exploration import check_bonus, draw_offer, exploration_settings, logistic_price, scheduled_rate
 from rllib_society.observations import bidder_observation, bidder_observation_space
-from rllib_society.options import INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_STEPS, OptionsEnv, load_option
+from rllib_society.options import (INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_RETURN, OPTION_STEPS, OptionsEnv,
+                                   load_option)
 from rllib_society.value_range import (
     bid_reward, check_value_range, default_value_range, is_adaptive, retired_reward_scale,
 )
@@ -238,7 +239,7 @@ class AuctionEnv(gym.Env):
         options: pre-trained options as the primitives instead of the env's actions: RLlib
             checkpoints of single-agent policies or of societies (whose primitives are the env's
             actions), or objects with ``act(obs) -> action``.
-        option_done_action: the env action with which an option says it is done.
+        option_done_action: the env action (or list of them) with which an option says it is done.
         option_max_steps: optional cap on one option's env steps (else the env's time limit).
         option_bids: how a society option bids: "greedy" (mean bids) or "sampled" (`OPTION_BIDS`).
 
@@ -313,15 +314,17 @@ class AuctionEnv(gym.Env):
             self.lookahead_bids = None  # one step's: set again before the next
         winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
-            state, env_reward, discount, terminated, truncated, inner = self.state, 0.0, 1.0, False, True, None
+            state, env_reward, env_return, discount, terminated, truncated, inner = (
+                self.state, 0.0, 0.0, 1.0, False, True, None)
             bonus = 0.0
         else:
             bonus = self.count_bonus(winner // self.clones)
-            state, env_reward, discount, terminated, truncated, inner = self.apply_primitive(winner // self.clones)
+            state, env_reward, env_return, discount, terminated, truncated, inner = self.apply_primitive(
+                winner // self.clones)
         cut = truncated and not terminated and not self.pricing and self.config["truncation"] == "bootstrap"
         last = (terminated or truncated) and not cut
         reward = 0.0 if self.pricing else bid_reward(env_reward + bonus, discount, last, self.value_range)
-        for key, value in zip(self._history, (bids, reward, discount, env_reward, offer, offer_price, scored,
+        for key, value in zip(self._history, (bids, reward, discount, env_return, offer, offer_price, scored,
                                               lookahead, bonus)):
             self._history[key].append(value)
 
@@ -364,17 +367,18 @@ class AuctionEnv(gym.Env):
         self.counts[key] = self.counts.get(key, 0) + 1
         return self.bonus / math.sqrt(self.counts[key])
 
-    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, bool, bool, list | None]:
+    def apply_primitive(self, primitive: int) -> tuple[Any, float, float, float, bool, bool, list | None]:
         """Applies the winning primitive: one env action, or a whole option (`OptionsEnv`).
 
         Returns:
-            (next state, reward (an option's discounted return), discount gamma ** env steps,
-            terminated, truncated, a society option's own auctions or None).
+            (next state, reward (an option's discounted return), the env's own reward (an
+            option's undiscounted return), discount gamma ** env steps, terminated, truncated,
+            a society option's own auctions or None).
         """
         state, reward, terminated, truncated, info = self.base_env.step(primitive)
         self._env_steps += info.get(OPTION_STEPS, 1)
-        return (state, float(reward), info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated,
-                info.get(INNER_AUCTIONS))
+        return (state, float(reward), float(info.get(OPTION_RETURN, reward)),
+                info.get(OPTION_DISCOUNT, self.config["gamma"]), terminated, truncated, info.get(INNER_AUCTIONS))
 
     def _sample_active(self) -> np.ndarray:
         """Agent dropout: each unit (bidder, or primitive with its clones) sits out with

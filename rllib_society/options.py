@@ -1,8 +1,9 @@
 """Pre-trained options as primitives (spec sections 1 and 4, TwoRooms): a frozen policy that,
-when its primitive wins an auction, acts on the env until it emits its ``done`` action, the env
-ends, or the step budget is spent. Winning an option is one auction step; its reward is the
-discounted env return of its steps, sum_k gamma^k r_k, and its discount is gamma^L for L steps,
-exactly what `auction.episode_utilities` expects per auction step.
+when its primitive wins an auction, acts on the env until it emits one of its ``done`` actions,
+the env ends, or the step budget is spent. Winning an option is one auction step; its reward is
+the discounted env return of its steps, sum_k gamma^k r_k, and its discount is gamma^L for L
+steps, exactly what `auction.episode_utilities` expects per auction step. The undiscounted sum
+goes with it (`OPTION_RETURN`): what the env paid, for the reported returns.
 
 An option is a single-agent policy (`ModulePolicy`) or a whole trained society (`SocietyPolicy`):
 a society of societies, whose inner auctions are kept in the step's info (`INNER_AUCTIONS`).
@@ -10,7 +11,7 @@ a society of societies, whose inner auctions are kept in the step's info (`INNER
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,8 @@ class OptionResult:
     state: Any
     reward: float
     """sum_k gamma^k r_k over its env steps."""
+    env_return: float
+    """sum_k r_k: what the env paid."""
     discount: float
     """gamma ** length."""
     length: int
@@ -41,12 +44,13 @@ class OptionResult:
     """A society option's auctions, one per env step (`SocietyPolicy.last_auction`)."""
 
 
-def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma: float,
+def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int | Collection[int], gamma: float,
                max_steps: int | None = None) -> OptionResult:
-    """Runs `policy` on `env` from `state` until it emits `done_action` (which the env still
-    receives: saying done can be the env's success), the env terminates or truncates, or
-    `max_steps` env steps are spent."""
-    reward, discount, length, inner = 0.0, 1.0, 0, []
+    """Runs `policy` on `env` from `state` until it emits `done_action` (or one of them; the env
+    still receives it: saying done can be the env's success, as Taxi's drop-off), the env
+    terminates or truncates, or `max_steps` env steps are spent."""
+    done_actions = done_actions_of(done_action)
+    reward, env_return, discount, length, inner = 0.0, 0.0, 1.0, 0, []
     terminated = truncated = False
     while True:
         action = policy.act(state)
@@ -54,16 +58,24 @@ def run_option(env: gym.Env, state: Any, policy: Policy, done_action: int, gamma
             inner.append(policy.last_auction)
         state, env_reward, terminated, truncated, _ = env.step(action)
         reward += discount * float(env_reward)
+        env_return += float(env_reward)
         discount *= gamma
         length += 1
-        if terminated or truncated or action == done_action or length == max_steps:
-            return OptionResult(state, reward, discount, length, terminated, truncated, inner)
+        if terminated or truncated or action in done_actions or length == max_steps:
+            return OptionResult(state, reward, env_return, discount, length, terminated, truncated, inner)
+
+
+def done_actions_of(done_action: int | Collection[int]) -> frozenset[int]:
+    """The env actions that end an option: `done_action`, one or several."""
+    return frozenset([done_action] if isinstance(done_action, (int, np.integer)) else done_action)
 
 
 #: Info keys of an `OptionsEnv` step: env steps the option took, its discount gamma ** steps,
-#: and a society option's own auctions (`SocietyPolicy.last_auction`, one per env step).
+#: its undiscounted env return, and a society option's own auctions
+#: (`SocietyPolicy.last_auction`, one per env step).
 OPTION_STEPS = "option_steps"
 OPTION_DISCOUNT = "discount"
+OPTION_RETURN = "option_return"
 INNER_AUCTIONS = "inner_auctions"
 #: How a society option bids: its mean bids (the greedy society), or samples of its bid
 #: distributions (as it bid in training).
@@ -72,10 +84,10 @@ OPTION_BIDS = ("greedy", "sampled")
 
 class OptionsEnv(gym.Wrapper):
     """The env with options for actions: action k runs option k (`run_option`) and the step
-    returns its discounted reward, with `OPTION_STEPS` and `OPTION_DISCOUNT` in the info. The
+    returns its discounted reward, with `OPTION_STEPS`, `OPTION_DISCOUNT` and `OPTION_RETURN` in the info. The
     society's primitives, and the monolithic baseline's actions, over the same options."""
 
-    def __init__(self, env: gym.Env, policies: list[Policy], done_action: int, gamma: float,
+    def __init__(self, env: gym.Env, policies: list[Policy], done_action: int | Collection[int], gamma: float,
                  max_steps: int | None = None):
         super().__init__(env)
         self.policies, self.done_action, self.gamma, self.max_steps = policies, done_action, gamma, max_steps
@@ -89,7 +101,7 @@ class OptionsEnv(gym.Wrapper):
         done = run_option(self.env, self.state, self.policies[int(action)], self.done_action,
                           self.gamma, self.max_steps)
         self.state = done.state
-        info = {OPTION_STEPS: done.length, OPTION_DISCOUNT: done.discount}
+        info = {OPTION_STEPS: done.length, OPTION_DISCOUNT: done.discount, OPTION_RETURN: done.env_return}
         if done.inner_auctions:
             info[INNER_AUCTIONS] = done.inner_auctions
         return done.state, done.reward, done.terminated, done.truncated, info

@@ -95,7 +95,7 @@ class SocietyPPOConfig(PPOConfig):
                 gamma: float = NotProvided, value_range: list = NotProvided, truncation: str = NotProvided,
                 lookahead: str = NotProvided, exploration: dict | None = NotProvided,
                 options: list = NotProvided,
-                option_done_action: int = NotProvided, option_max_steps: int = NotProvided,
+                option_done_action: int | list[int] = NotProvided, option_max_steps: int = NotProvided,
                 option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_interval: int = NotProvided,
                 eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided, row_ledger: str | None = NotProvided) -> "SocietyPPOConfig":

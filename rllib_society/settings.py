@@ -75,7 +75,14 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     if not isinstance(config["options"], (list, tuple)):
         raise FieldError("options", config["options"], "a list of option checkpoints (or objects with act(obs))")
-    number("option_done_action", "an integer >= 0 (an env action)", lambda v: v >= 0, integer=True, optional=True)
+    done = config["option_done_action"]
+    if done is not None and not (_is_action(done) or (isinstance(done, (list, tuple)) and done
+                                                      and all(_is_action(a) for a in done))):
+        raise FieldError("option_done_action", done, "None, an integer >= 0 (an env action) or a non-empty list of them")
     number("option_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     one_of("option_bids", OPTION_BIDS)
 
+
+
+def _is_action(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

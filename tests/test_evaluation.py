@@ -42,20 +42,24 @@ def test_the_baseline_counts_every_chunk_of_an_episode_that_spanned_sample_calls
     from experiments.callbacks import MonolithicMetricsCallback
 
     class Chunk:  # an RLlib episode chunk: its own steps' rewards and infos (the first: reset/lookback)
-        def __init__(self, rewards, option_steps):
+        def __init__(self, rewards, option_steps, option_returns=None):
             self.rewards, self.infos = rewards, [{}] + [{"option_steps": n} for n in option_steps]
+            for info, env_return in zip(self.infos[1:], option_returns or []):
+                if env_return is not None:
+                    info["option_return"] = env_return
 
-        def get_return(self):
-            return float(sum(self.rewards))
+        def get_rewards(self):
+            return self.rewards
 
         def get_infos(self):
             return self.infos
 
+    # The last step is an option of 3 env steps: its reward 0.5 is discounted, the env paid 0.7.
     logger = MetricsLogger()
     MonolithicMetricsCallback().on_episode_end(
-        episode=Chunk([-1.0, 0.5], [1, 3]), prev_episode_chunks=[Chunk([-1.0] * 3, [1, 1, 2])],
+        episode=Chunk([-1.0, 0.5], [1, 3], [None, 0.7]), prev_episode_chunks=[Chunk([-1.0] * 3, [1, 1, 2])],
         metrics_logger=logger, env_index=0)
-    assert logger.peek(("society", "env_return")) == -3.5
+    assert logger.peek(("society", "env_return")) == pytest.approx(-3.3)
     assert logger.peek(("society", "env_steps_per_episode")) == 8
 
 

@@ -62,6 +62,7 @@ def test_an_option_is_one_auction_step_with_discounted_reward_and_discount_gamma
     assert second["discount"] == pytest.approx(GAMMA ** 5)
     summary = second[EPISODE_INFO]
     assert (summary["env_steps"], summary["auction_steps"]) == (9, 2)
+    assert summary["env_return"] == pytest.approx(success)  # what the env paid, undiscounted
 
     # The winners' utilities (ccv), by hand: prices are the runner-up bids (the twins' 0.69, 0.79).
     bids = np.array([[0.7, 0.69, 0.5, 0.49, 0.2, 0.19], [0.3, 0.29, 0.8, 0.79, 0.2, 0.19]])
@@ -84,6 +85,35 @@ def test_option_max_steps_caps_one_option():
     _, terminated, truncated, record = bid(env, [0.9, 0.1])
     assert not (terminated or truncated) and env._env_steps == 7
     assert record["discount"] == pytest.approx(GAMMA ** 7)
+
+
+def test_an_option_ends_at_any_of_its_done_actions_and_reports_what_the_env_paid():
+    # Taxi: drive west twice, then drop off (5) or pick up (4); either ends the option, and Taxi
+    # receives it (here -10, no passenger to pick up or drop off).
+    SOUTH, WEST, PICKUP, DROPOFF = 0, 3, 4, 5
+    env = AuctionEnv({"env": "Taxi-v3", "options": [Scripted([WEST, WEST, DROPOFF, SOUTH]),
+                                                     Scripted([SOUTH, PICKUP, SOUTH])],
+                      "option_done_action": [PICKUP, DROPOFF], "gamma": GAMMA, "clones": 2, "value_range": [-50, 20]})
+    env.reset(seed=0)
+    _, _, _, record = bid(env, [0.9, 0.1])
+    assert env._env_steps == 3
+    assert record["env_reward"] == pytest.approx(-1 - GAMMA - 10 * GAMMA ** 2)  # the option's discounted return
+    assert record["discount"] == pytest.approx(GAMMA ** 3)
+    _, _, _, record = bid(env, [0.1, 0.9])
+    assert env._env_steps == 5
+    assert env.episode_summary()["env_return"] == pytest.approx(-1 - 1 - 10 - 1 - 10)
+
+
+def test_option_done_action_is_an_action_or_a_list_of_them():
+    from rllib_society.settings import check_society_settings
+    from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG
+
+    for done in (6, [4, 5]):
+        check_society_settings({**DEFAULT_SOCIETY_CONFIG, "env": "Taxi-v3", "option_done_action": done})
+    for done in (-1, [], [4, "5"], True, 2.0):
+        with pytest.raises(ValueError, match=r"option_done_action=.* is not allowed; option_done_action must be None, "
+                                             r"an integer >= 0 \(an env action\) or a non-empty list of them"):
+            check_society_settings({**DEFAULT_SOCIETY_CONFIG, "env": "Taxi-v3", "option_done_action": done})
 
 
 def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
