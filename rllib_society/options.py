@@ -108,17 +108,18 @@ class OptionsEnv(gym.Wrapper):
 
 
 class ModulePolicy:
-    """A frozen RLlib RLModule acting greedily (its most likely action)."""
+    """A frozen RLlib RLModule acting greedily (its most likely action) on ``encode(state)``
+    (Discrete states one-hot, as the module saw them in training)."""
 
-    def __init__(self, module):
-        self.module = module
+    def __init__(self, module, encode: Callable[[Any], np.ndarray] = np.asarray):
+        self.module, self.encode = module, encode
 
-    def act(self, observation: np.ndarray) -> int:
+    def act(self, observation) -> int:
         import torch
         from ray.rllib.core.columns import Columns
 
         with torch.no_grad():
-            batch = {Columns.OBS: torch.as_tensor(np.asarray(observation, dtype=np.float32))[None]}
+            batch = {Columns.OBS: torch.as_tensor(np.asarray(self.encode(observation), dtype=np.float32))[None]}
             logits = self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
         return int(logits.argmax(-1)[0])
 
@@ -167,7 +168,7 @@ def load_option(checkpoint: str | Path, encode: Callable[[Any], np.ndarray], bid
 
     modules = load_modules(checkpoint)
     if list(modules) == [DEFAULT_MODULE_ID]:
-        return ModulePolicy(modules[DEFAULT_MODULE_ID])
+        return ModulePolicy(modules[DEFAULT_MODULE_ID], encode)
     return SocietyPolicy(list(modules.values()), encode, int(saved_society_config(checkpoint)["clones"]), bids)
 
 

@@ -116,6 +116,22 @@ def test_option_done_action_is_an_action_or_a_list_of_them():
             check_society_settings({**DEFAULT_SOCIETY_CONFIG, "env": "Taxi-v3", "option_done_action": done})
 
 
+def test_a_policy_option_sees_discrete_states_one_hot_as_in_training():
+    import gymnasium as gym
+    from ray.rllib.core.columns import Columns
+
+    from rllib_society.observations import bidder_observation
+    from rllib_society.options import ModulePolicy
+
+    class FirstSix:  # a module whose logits are its first six inputs: it picks the hot one
+        def forward_inference(self, batch):
+            return {Columns.ACTION_DIST_INPUTS: batch[Columns.OBS][:, :6]}
+
+    states = gym.spaces.Discrete(500)
+    policy = ModulePolicy(FirstSix(), lambda state: bidder_observation(state, states))
+    assert [policy.act(state) for state in range(6)] == list(range(6))
+
+
 def test_options_need_a_done_action_and_existing_checkpoints(tmp_path):
     from experiments.config_files import load_config
 
