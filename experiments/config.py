@@ -48,7 +48,7 @@ class ExperimentConfig(BaseModel):
     """"society" (bidders in an auction) or "monolithic" (one PPO policy whose actions are the
     primitives: the paper's baseline; the society keys below are then unused)."""
 
-    # The society's keys (sampler to option_bids) are typed Any: the library checks them
+    # The society's keys (sampler to option_observation) are typed Any: the library checks them
     # (`check_society_settings`), so that the YAML and `.society(...)` word their errors alike.
     sampler: Any = "fast"
     """How a society samples and learns: "fast" (its batched env runner and learner) or "stock"
@@ -101,6 +101,9 @@ class ExperimentConfig(BaseModel):
     """Optional cap on one option's env steps (else the env's time limit ends it)."""
     option_bids: Any = "greedy"
     """How an option that is a society bids: its mean bids, or samples (as in its training)."""
+    option_observation: Any = None
+    """What the options observe of a state, if not the state: a function's ``module:name``
+    (Taxi's sub-task options: ``envs.taxi_tasks:taxi_cell_observation``, the taxi's cell)."""
     baseline_discount: Literal["semi_mdp", "per_step"] = "semi_mdp"
     """How the monolithic baseline over options discounts what follows an option of L env steps:
     by gamma ** L as the society does ("semi_mdp"), or by one gamma per option (RLlib's GAE;
@@ -211,6 +214,7 @@ class ExperimentConfig(BaseModel):
             "option_done_action": self.option_done_action,
             "option_max_steps": self.option_max_steps,
             "option_bids": self.option_bids,
+            "option_observation": self.option_observation,
         }
 
     def output_dir(self) -> Path:
@@ -270,7 +274,7 @@ class ExperimentConfig(BaseModel):
 SOCIETY_KEYS = ("env", "env_config", "auction", "clones", "dropout", "dropout_unit", "gamma", "value_range",
                 "truncation", "lookahead", "exploration", "eval_episodes", "eval_interval",
                 "eval_max_steps", "options", "option_done_action",
-                "option_max_steps", "option_bids")
+                "option_max_steps", "option_bids", "option_observation")
 CONFIG_KEYS = tuple(ExperimentConfig.model_fields)
 
 

@@ -21,7 +21,7 @@ from rllib_society.errors import FieldError
 from rllib_society.exploration import check_bonus, draw_offer, exploration_settings, logistic_price, scheduled_rate
 from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import (INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_RETURN, OPTION_STEPS, OptionsEnv,
-                                   load_option)
+                                   load_option, option_observation_function)
 from rllib_society.value_range import (
     bid_reward, check_value_range, default_value_range, is_adaptive, retired_reward_scale,
 )
@@ -53,6 +53,7 @@ DEFAULT_SOCIETY_CONFIG: dict[str, Any] = {
     "option_done_action": None,
     "option_max_steps": None,
     "option_bids": "greedy",
+    "option_observation": None,
 }
 
 
@@ -116,6 +117,8 @@ def make_primitive_env(society_config: dict[str, Any]) -> gym.Env:
     if not config["options"]:
         return env
     encode = lambda state: bidder_observation(state, env.observation_space)  # noqa: E731
+    if config["option_observation"] is not None:
+        encode = option_observation_function(config["option_observation"])
     policies = [o if hasattr(o, "act") else load_option(o, encode, config["option_bids"]) for o in config["options"]]
     return OptionsEnv(env, policies, config["option_done_action"], config["gamma"],
                       config["option_max_steps"])
@@ -242,6 +245,9 @@ class AuctionEnv(gym.Env):
         option_done_action: the env action (or list of them) with which an option says it is done.
         option_max_steps: optional cap on one option's env steps (else the env's time limit).
         option_bids: how a society option bids: "greedy" (mean bids) or "sampled" (`OPTION_BIDS`).
+        option_observation: what the options observe of a state, if not the state itself: a
+            function's ``module:name`` (`options.option_observation_function`; e.g. Taxi's
+            sub-task options see the taxi's cell only, ``envs.taxi_tasks:taxi_cell_observation``).
 
     Observations are the wrapped env's state (Discrete states one-hot). The action holds one bid
     in [0, 1] per bidder, bidder ``k * clones + c`` being clone c of primitive k; the bids of

@@ -107,6 +107,24 @@ class OptionsEnv(gym.Wrapper):
         return done.state, done.reward, done.terminated, done.truncated, info
 
 
+def option_observation_function(name: str) -> Callable[[Any], np.ndarray]:
+    """The function ``module:name`` that maps the env's state to what the options observe (a
+    state abstraction: Taxi's sub-task options see only the taxi's cell). Raises ValueError
+    naming `option_observation` unless it imports to a callable."""
+    from importlib import import_module
+
+    module, _, attribute = str(name).partition(":")
+    try:
+        function = getattr(import_module(module), attribute) if module and attribute else None
+    except (ImportError, AttributeError):
+        function = None
+    if not callable(function):
+        raise ValueError(f"option_observation={name!r} is not allowed; option_observation must be None or "
+                         f"'module:function', a function of the env's state that imports, e.g. "
+                         f"'envs.taxi_tasks:taxi_cell_observation'.")
+    return function
+
+
 class ModulePolicy:
     """A frozen RLlib RLModule acting greedily (its most likely action) on ``encode(state)``
     (Discrete states one-hot, as the module saw them in training)."""

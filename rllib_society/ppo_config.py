@@ -96,7 +96,7 @@ class SocietyPPOConfig(PPOConfig):
                 lookahead: str = NotProvided, exploration: dict | None = NotProvided,
                 options: list = NotProvided,
                 option_done_action: int | list[int] = NotProvided, option_max_steps: int = NotProvided,
-                option_bids: str = NotProvided, eval_episodes: int = NotProvided, eval_interval: int = NotProvided,
+                option_bids: str = NotProvided, option_observation: str | None = NotProvided, eval_episodes: int = NotProvided, eval_interval: int = NotProvided,
                 eval_max_steps: int = NotProvided,
                 sampler: str = NotProvided, row_ledger: str | None = NotProvided) -> "SocietyPPOConfig":
         """Sets the society and everything that depends on it: the env, one module per
@@ -125,7 +125,8 @@ class SocietyPPOConfig(PPOConfig):
                 a scored row the scored utility's expectation as its baseline (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
-                option_max_steps and option_bids (how a society option bids: "greedy" or "sampled").
+                option_max_steps, option_bids (how a society option bids: "greedy" or "sampled") and
+                option_observation (``module:function``: what the options observe of a state).
             eval_episodes: greedy evaluation episodes per iteration (the metrics callback's), each
                 cut after eval_max_steps env steps (None: the env's time limit, else 1,000),
                 after every eval_interval-th iteration.

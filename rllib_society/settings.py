@@ -13,7 +13,7 @@ from rllib_society.auction import AUCTIONS, DROPOUT_UNITS, LOOKAHEADS
 from rllib_society.auction_env import TRUNCATIONS, check_env_id
 from rllib_society.errors import FieldError
 from rllib_society.exploration import exploration_settings
-from rllib_society.options import OPTION_BIDS
+from rllib_society.options import OPTION_BIDS, option_observation_function
 from rllib_society.value_range import check_value_range, is_adaptive
 
 #: How a society samples and learns: its own batched env runner and learner, or RLlib's.
@@ -81,6 +81,8 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("option_done_action", done, "None, an integer >= 0 (an env action) or a non-empty list of them")
     number("option_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)
     one_of("option_bids", OPTION_BIDS)
+    if config["option_observation"] is not None:
+        option_observation_function(config["option_observation"])
 
 
 
