@@ -37,7 +37,10 @@ def eval_max_steps(society_config: dict[str, Any]) -> int:
 
 def q_star_by_step(society_config: dict[str, Any]) -> np.ndarray | None:
     """Q* of the wrapped env (env units) by env step, as the society's ``truncation`` sees it
-    (`q_values_by_step`), when the env exposes a toy-text transition table `P`; else None."""
+    (`q_values_by_step`), when the env exposes a toy-text transition table `P` and its actions
+    are the primitives; else None (over options, Q* is not the table's)."""
+    if society_config.get("options"):
+        return None
     env = make_base_env(society_config["env"], society_config["env_config"])
     table = getattr(env.unwrapped, "P", None)
     limit = env.spec.max_episode_steps if env.spec is not None else None
