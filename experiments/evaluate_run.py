@@ -27,9 +27,10 @@ from rllib_society import BaseEnv, latest_checkpoint, load_modules, load_policy,
 
 
 def optimal_returns(society_config: dict[str, Any], episodes: int, seed: int, max_env_steps: int) -> list[float] | None:
-    """Env return of the policy greedy in Q* (`q_star_by_step`, so it knows a time limit when the
-    run's ``truncation`` does) on seeds ``seed, seed + 1, ...``; None without Q*."""
-    q_values = q_star_by_step(society_config)
+    """Env return of the policy greedy in the env's own Q* (`q_star_by_step`, so it knows a time
+    limit when the run's ``truncation`` does; over options too, as the bound of what they can
+    reach) on seeds ``seed, seed + 1, ...``; None without Q*."""
+    q_values = q_star_by_step({**society_config, "options": []})
     if q_values is None:
         return None
     env = make_base_env(society_config["env"], society_config["env_config"])
