@@ -129,8 +129,8 @@ class ModulePolicy:
     """A frozen RLlib RLModule acting greedily (its most likely action) on ``encode(state)``
     (Discrete states one-hot, as the module saw them in training)."""
 
-    def __init__(self, module, encode: Callable[[Any], np.ndarray] = np.asarray):
-        self.module, self.encode = module, encode
+    def __init__(self, module, encode: Callable[[Any], np.ndarray] | None = None):
+        self.module, self.encode = module, np.asarray if encode is None else encode
 
     def act(self, observation) -> int:
         import torch

@@ -161,3 +161,21 @@ def test_a_pretrained_checkpoint_loads_as_an_option(ray_session, tmp_path):
     env = society("Pretrain", [checkpoint, checkpoint], option_max_steps=3)
     _, _, _, record = bid(env, [0.9, 0.1])
     assert env.num_primitives == 2 and record["winner"] == 0 and env._env_steps <= 3
+
+
+def test_options_observe_what_option_observation_gives(ray_session, tmp_path):
+    # A Taxi sub-task's policy saw the taxi's cell (25 inputs); on Taxi (500 states) it acts on
+    # the cell that `option_observation` makes of the state.
+    from experiments.config_files import load_config
+    from experiments.training import train
+
+    config = load_config("configs/taxi_options.yaml", {
+        "env": "TaxiTask-R-Pickup-v0", "stop_timesteps": 256, "output": str(tmp_path / "r"),
+    }, ["train_batch_size_per_learner=256", "minibatch_size=128", "num_envs_per_env_runner=2"])
+    checkpoint = train(config)["checkpoint"]
+    env = AuctionEnv({"env": "Taxi-v3", "options": [checkpoint, checkpoint], "option_done_action": [4, 5],
+                      "option_max_steps": 5, "option_observation": "envs.taxi_tasks:taxi_cell_observation",
+                      "clones": 2, "value_range": [-50, 20]})
+    env.reset(seed=0)
+    _, _, _, record = bid(env, [0.9, 0.1])
+    assert record["winner"] == 0 and 1 <= env._env_steps <= 5
