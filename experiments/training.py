@@ -142,8 +142,8 @@ def write_trial_outputs(
     from experiments.evaluation import q_star
     from experiments.callbacks import evaluation_due
     from experiments.reporting import (
-        ENV_RETURN, ITERATION, build_summary, exploration_totals, plot_bids, read_progress, steps_to_target,
-        write_summary,
+        ENV_RETURN, EPISODE_ENV_STEPS, ITERATION, build_summary, exploration_totals, plot_bids, read_progress,
+        steps_to_target, write_summary,
     )
 
     q_values = q_star(config.society_config())
@@ -156,6 +156,8 @@ def write_trial_outputs(
         result.checkpoint.path if result.checkpoint else None,
     )
     summary["steps_to_target"] = steps_to_target(progress, config.target_return)
+    if config.options and EPISODE_ENV_STEPS in progress:  # RLlib counts auctions; the env's own steps
+        summary["steps_to_target"] = steps_to_target(progress, config.target_return, x=EPISODE_ENV_STEPS)
     summary.update(exploration_totals(progress))
     if ENV_RETURN in progress and progress[ENV_RETURN].notna().any():  # the last iteration may end no episode
         summary["train_return_mean"] = float(progress[ENV_RETURN].dropna().iloc[-1])

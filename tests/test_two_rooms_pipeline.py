@@ -42,9 +42,16 @@ def test_each_primitive_is_a_single_policy_checkpoint(primitives):
 
 
 def test_society_pretrains_on_options_then_transfers_from_its_checkpoint(primitives, tmp_path):
+    import pandas as pd
+
+    from experiments.reporting import EPISODE_ENV_STEPS
+
     options = {"options": primitives}
-    pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", **options)
+    pretrain = run(tmp_path, "configs/tworooms_pretrain.yaml", "pretrain", target_return=-1.0, **options)
     assert pretrain["env"] == "TwoRooms-Pretrain-v0" and pretrain["greedy_success"] is not None
+    # Reached at the first evaluation, counted in env steps (RLlib counts auctions, one per option).
+    progress = pd.read_csv(tmp_path / "pretrain" / "progress.csv")
+    assert pretrain["steps_to_target"] == progress[EPISODE_ENV_STEPS].iloc[0]
     assert list(load_modules(tmp_path / "pretrain")) == ["p0", "p1", "p2"]  # one module per option
     with pytest.raises(ValueError, match="primitives are options themselves"):  # a society of options is none
         check_option(tmp_path / "pretrain", make_base_env("envs:TwoRooms-Pretrain-v0"))
