@@ -12,8 +12,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from rllib_society import (
-    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_RETURN, OPTION_STEPS, AuctionEnv, bidder_observation, greedy_bids,
-    is_adaptive, make_base_env, primitive_name, q_values_by_step, to_values,
+    AUCTION_INFO, EPISODE_INFO, INNER_AUCTIONS, OPTION_RETURN, OPTION_STEPS, AuctionEnv, bidder_observation,
+    greedy_bids, is_adaptive, make_base_env, options_q_star, primitive_name, q_values_by_step, to_values,
 )
 
 #: Greedy episodes' cap (env steps) when the config sets none and the env has no time limit.
@@ -37,16 +37,16 @@ def eval_max_steps(society_config: dict[str, Any]) -> int:
 
 def q_star_by_step(society_config: dict[str, Any]) -> np.ndarray | None:
     """Q* of the wrapped env (env units) by env step, as the society's ``truncation`` sees it
-    (`q_values_by_step`), when the env exposes a toy-text transition table `P` and its actions
-    are the primitives; else None (over options, Q* is not the table's)."""
-    if society_config.get("options"):
-        return None
+    (`q_values_by_step`), when the env exposes a toy-text transition table `P`; else None.
+    Over options, Q* of the options (`options_q_star`; one step: it ignores the time limit)."""
     env = make_base_env(society_config["env"], society_config["env_config"])
     table = getattr(env.unwrapped, "P", None)
     limit = env.spec.max_episode_steps if env.spec is not None else None
     env.close()
     if table is None:
         return None
+    if society_config.get("options"):
+        return options_q_star(society_config)
     return q_values_by_step(table, society_config["gamma"], limit, society_config.get("truncation", "end") == "end")
 
 

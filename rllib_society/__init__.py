@@ -25,6 +25,8 @@ _LAZY = {
     "AuctionEnv": "rllib_society.auction_env",
     "BaseEnv": "rllib_society.auction_env",
     "make_base_env": "rllib_society.auction_env",
+    "make_primitive_env": "rllib_society.auction_env",
+    "options_q_star": "rllib_society.auction_env",
     "check_base_env": "rllib_society.auction_env",
     "make_checked_env": "rllib_society.auction_env",
     "FieldError": "rllib_society.errors",
@@ -65,6 +67,7 @@ _LAZY = {
     "log_env_steps": "rllib_society.metrics",
     "OptionsEnv": "rllib_society.options",
     "OPTION_STEPS": "rllib_society.options",
+    "OPTION_DISCOUNT": "rllib_society.options",
     "OPTION_RETURN": "rllib_society.options",
     "OPTION_BIDS": "rllib_society.options",
     "INNER_AUCTIONS": "rllib_society.options",
@@ -82,6 +85,7 @@ _LAZY = {
     "optimal_q_values": "rllib_society.q_values",
     "finite_horizon_q_values": "rllib_society.q_values",
     "q_values_by_step": "rllib_society.q_values",
+    "options_q_values": "rllib_society.q_values",
 }
 
 __all__ = ["AUCTIONS", "DROPOUT_UNITS", "clear_auctions", "episode_utilities", *_LAZY]

@@ -22,6 +22,7 @@ from rllib_society.exploration import check_bonus, draw_offer, exploration_setti
 from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import (INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_RETURN, OPTION_STEPS, OptionsEnv,
                                    load_option, option_observation_function)
+from rllib_society.q_values import options_q_values
 from rllib_society.value_range import (
     bid_reward, check_value_range, default_value_range, is_adaptive, retired_reward_scale,
 )
@@ -147,8 +148,34 @@ class BaseEnv(gym.Wrapper):
         return state, reward, terminated, truncated, info
 
 
+def options_q_star(society_config: dict[str, Any]) -> np.ndarray | None:
+    """Q* over the society's options, (1, states, options) in env units, when the env has a
+    toy-text table `P` and is deterministic (one transition per state and action), and so are
+    the options (frozen policies; society options bidding greedily): each option runs once from
+    every state (`options_q_values`; the env's time limit is ignored); else None."""
+    config = {**DEFAULT_SOCIETY_CONFIG, **society_config}
+    env = make_primitive_env(config)
+    table = getattr(env.unwrapped, "P", None)
+    deterministic = table is not None and config["option_bids"] == "greedy" and all(
+        len(transitions) == 1 for actions in table.values() for transitions in actions.values())
+    if not deterministic:
+        env.close()
+        return None
+    shape = (len(table), env.action_space.n)
+    next_states, terminated = np.zeros(shape, int), np.zeros(shape, bool)
+    rewards, discounts = np.zeros(shape), np.zeros(shape)
+    for s, o in np.ndindex(shape):
+        env.reset(seed=0)
+        env.unwrapped.s = env.state = s  # toy-text envs keep their state in `s`
+        next_states[s, o], rewards[s, o], terminated[s, o], _, info = env.step(o)
+        discounts[s, o] = info[OPTION_DISCOUNT]
+    env.close()
+    return options_q_values(next_states, rewards, discounts, terminated)[None]
+
+
 def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = None) -> tuple[float, float]:
-    """The config's ``value_range`` checked, or the env's `default_value_range` when it is None.
+    """The config's ``value_range`` checked, or when it is None the env's `default_value_range`,
+    or over options [0, 1] widened to hold their Q* (`options_q_star`) when it is known.
 
     Raises:
         ValueError: on a bad range, or the retired ``reward_scale`` key.
@@ -157,6 +184,10 @@ def resolve_value_range(society_config: dict[str, Any], env: gym.Env | None = No
         raise retired_reward_scale(society_config["reward_scale"])
     if society_config.get("value_range") is not None:
         return check_value_range(society_config["value_range"])
+    if society_config.get("options"):
+        q_star = options_q_star(society_config)
+        if q_star is not None:
+            return min(0.0, float(q_star.min())), max(1.0, float(q_star.max()))
     made = env is None
     env = make_base_env(society_config["env"], society_config["env_config"]) if made else env
     try:

@@ -1,4 +1,5 @@
-"""Optimal action values of a tabular MDP by value iteration (pure numpy)."""
+"""Optimal action values of a tabular MDP, and of deterministic options over one, by value
+iteration (pure numpy)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,22 @@ def q_values_by_step(P: dict, gamma: float, horizon: int | None, cut_ends_task: 
     if cut_ends_task and horizon:
         return finite_horizon_q_values(P, gamma, horizon)[:0:-1]  # Q[H - t] for t = 0..H-1
     return optimal_q_values(P, gamma)[None]
+
+
+def options_q_values(next_states: np.ndarray, rewards: np.ndarray, discounts: np.ndarray,
+                     terminated: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
+    """Q* over options with deterministic outcomes (a semi-MDP): option o from state s ends in
+    ``next_states[s, o]`` with discounted reward ``rewards[s, o]`` and discount ``discounts[s, o]``
+    (gamma ** its env steps), so Q[s, o] = r + d * max_o' Q[s', o'], or r where it terminated.
+    Value iteration; every discount is below 1, so it converges. (states, options) arrays in, Q* out."""
+    if not np.all(discounts < 1.0):
+        raise ValueError("every option's discount must be below 1 (gamma < 1).")
+    q = np.zeros(rewards.shape)
+    while True:
+        new = rewards + discounts * np.where(terminated, 0.0, q.max(axis=1)[next_states])
+        if np.abs(new - q).max() < tolerance:
+            return new
+        q = new
 
 
 def _expected_rewards_and_transitions(P: dict) -> tuple[np.ndarray, np.ndarray]:

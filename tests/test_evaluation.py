@@ -74,12 +74,3 @@ def test_the_policy_greedy_in_q_star_gets_the_optimal_return_on_every_seed(env, 
     config = {"env": env, "env_config": env_config, "gamma": 0.99, "truncation": "end"}
     assert optimal_returns(config, episodes=5, seed=0, max_env_steps=100) == [optimal] * 5
 
-
-def test_over_options_q_star_is_not_the_tables():
-    # Taxi's table gives Q* of its 6 actions; a society of 8 options has no such table.
-    from experiments.evaluation import q_star_by_step
-    from rllib_society.auction_env import DEFAULT_SOCIETY_CONFIG
-
-    config = {**DEFAULT_SOCIETY_CONFIG, "env": "Taxi-v3"}
-    assert q_star_by_step(config).shape[-1] == 6
-    assert q_star_by_step({**config, "options": ["runs/taxi_options/any"], "option_done_action": [4, 5]}) is None

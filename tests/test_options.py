@@ -179,3 +179,42 @@ def test_options_observe_what_option_observation_gives(ray_session, tmp_path):
     env.reset(seed=0)
     _, _, _, record = bid(env, [0.9, 0.1])
     assert record["winner"] == 0 and 1 <= env._env_steps <= 5
+
+
+def test_q_star_over_options_by_value_iteration():
+    from rllib_society.q_values import options_q_values
+
+    # Two states, two options, by hand: V1 = max(2, 0.5 V0), Q00 = 1 + 0.9 V1 = 2.8, Q11 = 0.5 x 2.8.
+    q = options_q_values(next_states=np.array([[1, 0], [0, 0]]), rewards=np.array([[1.0, 0.5], [2.0, 0.0]]),
+                         discounts=np.array([[0.9, 0.81], [0.9, 0.5]]),
+                         terminated=np.array([[False, True], [True, False]]))
+    assert np.allclose(q, [[2.8, 0.5], [2.0, 1.4]])
+
+
+class Always:
+    """A stateless policy: one env action, always."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def act(self, observation):
+        return self.action
+
+
+def test_options_that_are_the_env_actions_have_the_tables_q_star_and_set_the_value_range():
+    from rllib_society import optimal_q_values
+    from rllib_society.auction_env import options_q_star, resolve_value_range
+
+    config = {"env": "FrozenLake-v1", "env_config": {"is_slippery": False}, "gamma": 0.9,
+              "options": [Always(a) for a in range(4)], "option_done_action": [0, 1, 2, 3]}
+    flat = optimal_q_values(AuctionEnv(config).base_env.unwrapped.P, 0.9)
+    assert np.allclose(options_q_star(config)[0], flat)
+    # Taxi with only its pick-up and drop-off: the table restricted to those two actions.
+    taxi = {"env": "Taxi-v3", "gamma": 0.9, "options": [Always(4), Always(5)], "option_done_action": [4, 5]}
+    table = AuctionEnv(taxi).base_env.unwrapped.P
+    restricted = optimal_q_values({s: {0: table[s][4], 1: table[s][5]} for s in table}, 0.9)
+    assert np.allclose(options_q_star(taxi)[0], restricted)
+    assert resolve_value_range(taxi) == pytest.approx((restricted.min(), max(1.0, restricted.max())))
+    # A slippery lake is not deterministic: no Q* over options, and the env's own default range.
+    slippery = {**config, "env_config": {"is_slippery": True}}
+    assert options_q_star(slippery) is None and resolve_value_range(slippery) == (0.0, 1.0)
