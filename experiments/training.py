@@ -142,7 +142,7 @@ def write_trial_outputs(
     from experiments.evaluation import q_star
     from experiments.callbacks import evaluation_due
     from experiments.reporting import (
-        ENV_RETURN, EPISODE_ENV_STEPS, ITERATION, build_summary, exploration_totals, plot_bids, read_progress,
+        ENV_RETURN, ENV_STEPS, EPISODE_ENV_STEPS, ITERATION, build_summary, exploration_totals, plot_bids, read_progress,
         steps_to_target, write_summary,
     )
 
@@ -155,9 +155,9 @@ def write_trial_outputs(
         config.to_dict(), metrics, q_values, wall_seconds,
         result.checkpoint.path if result.checkpoint else None,
     )
-    summary["steps_to_target"] = steps_to_target(progress, config.target_return)
-    if config.options and EPISODE_ENV_STEPS in progress:  # RLlib counts auctions; the env's own steps
-        summary["steps_to_target"] = steps_to_target(progress, config.target_return, x=EPISODE_ENV_STEPS)
+    # Over options RLlib counts auctions: count the env's own steps.
+    x = EPISODE_ENV_STEPS if config.options and EPISODE_ENV_STEPS in progress else ENV_STEPS
+    summary["steps_to_target"] = steps_to_target(progress, config.target_return, x=x)
     summary.update(exploration_totals(progress))
     if ENV_RETURN in progress and progress[ENV_RETURN].notna().any():  # the last iteration may end no episode
         summary["train_return_mean"] = float(progress[ENV_RETURN].dropna().iloc[-1])
