@@ -142,6 +142,32 @@ def auction_outcomes(bids: np.ndarray, active: np.ndarray | None = None, auction
     return Outcomes(winners, paid, received, usual_received, usual_paid, bought, scored_, bids)
 
 
+def settle_auction(bids: np.ndarray, active: np.ndarray, auction: str = "ccv", offered: int = -1,
+                   offer_price: float = 0.0, scored: bool = False) -> tuple[int, float, bool]:
+    """One auction of `auction_outcomes` as the env steps it: (who acts, what it pays, whether
+    an offer was bought). The env settles every step alone, before the next bids exist, so this
+    scalar form saves the vectorized one's set-up; the utilities, which need the next auction,
+    come from `auction_outcomes` over the episode's records.
+
+    Args:
+        bids, active: (A,) bids and the mask of bidders taking part (inactive bids are ignored).
+        auction: one of ``AUCTIONS``. offered, offer_price, scored: the step's exploration
+            offer (offered -1: none), as `auction_outcomes` takes them.
+    """
+    if offered >= 0 and (scored or bids[offered] >= offer_price):
+        return int(offered), 0.0 if scored else float(offer_price), True
+    masked = np.where(active, bids, -np.inf)
+    if offered >= 0:  # declined: the usual auction runs without the offered bidder
+        masked[offered] = -np.inf
+    winner = int(masked.argmax())  # the first maximum: ties go to the lowest index
+    if masked[winner] == -np.inf:
+        raise ValueError("Every auction step needs at least one active agent.")
+    masked[winner] = -np.inf
+    second = masked.max()
+    paid = float(bids[winner]) if auction == "bb" else float(second) if second > -np.inf else 0.0
+    return winner, paid, False
+
+
 def episode_utilities(
     bids: np.ndarray,
     rewards: np.ndarray,

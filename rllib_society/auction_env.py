@@ -16,9 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rllib_society.auction import auction_outcomes, market_balance, outcome_utilities, winner_values
+from rllib_society.auction import auction_outcomes, market_balance, outcome_utilities, settle_auction, winner_values
 from rllib_society.errors import FieldError
-from rllib_society.exploration import check_bonus, draw_offer, exploration_settings, logistic_price, scheduled_rate
+from rllib_society.exploration import (check_bonus, draw_offer, exploration_settings, logistic_price, offerable_bidders,
+                                      scheduled_rate)
 from rllib_society.observations import bidder_observation, bidder_observation_space
 from rllib_society.options import (INNER_AUCTIONS, OPTION_DISCOUNT, OPTION_RETURN, OPTION_STEPS, OptionsEnv,
                                    load_option, option_observation_function)
@@ -324,6 +325,7 @@ class AuctionEnv(gym.Env):
         super().reset(seed=seed)  # seeds `np_random`, which draws the dropout
         state, _ = self.base_env.reset(seed=seed, options=options)
         self.active = self._sample_active()
+        self._offerable = offerable_bidders(self.active, self.clones)
         self._history: dict[str, list] = {k: [] for k in ("bids", "rewards", "discounts", "env_r", "offers",
                                                            "offer_prices", "scored", "lookahead_bids", "bonus")}
         self._env_steps = 0
@@ -338,18 +340,16 @@ class AuctionEnv(gym.Env):
         bids = np.asarray(action, dtype=np.float64).reshape(-1)
         bids = np.where(self.active, bids if self.adaptive else np.clip(bids, 0, 1), np.nan)
         offer, offer_price = (-1, 0.0) if self.pricing else draw_offer(
-            self.np_random, self.active, self.clones, self.exploration_rate)
-        if offer >= 0 and self.adaptive:
-            offer_price = logistic_price(offer_price, *self.value_scale)
+            self.np_random, self._offerable, self.exploration_rate)
         scored = offer >= 0 and self.exploration["kind"] == "scored"
-        offers = (np.array([offer]), np.array([offer_price]), np.array([scored])) if offer >= 0 else ()
-        outcome = auction_outcomes(bids[None], self.active[None], self.config["auction"], *offers, clones=self.clones)
+        if offer >= 0 and self.adaptive and not scored:
+            offer_price = logistic_price(offer_price, *self.value_scale)
+        winner, paid, bought = settle_auction(bids, self.active, self.config["auction"], offer, offer_price, scored)
         lookahead = bids
         if self.mean_lookahead and self.lookahead_bids is not None:
             lookahead = np.asarray(self.lookahead_bids, dtype=np.float64).reshape(-1)
             lookahead = np.where(self.active, lookahead if self.adaptive else np.clip(lookahead, 0, 1), np.nan)
             self.lookahead_bids = None  # one step's: set again before the next
-        winner = int(outcome.winners[0])
         if self.pricing:  # the cut state's price: nothing acts, the episode ends truncated
             state, env_reward, env_return, discount, terminated, truncated, inner = (
                 self.state, 0.0, 0.0, 1.0, False, True, None)
@@ -370,11 +370,11 @@ class AuctionEnv(gym.Env):
             "bids": bids,
             "active": self.active,
             "winner": winner,
-            "price": float(outcome.paid[0]),
+            "price": paid,
             "offer": offer,  # the bidder offered the state (-1: the usual auction)
             "offer_price": offer_price,
             "scored": scored,  # a scored offer: the bidder earns -(bid - value)^2 / 2 (`auction_outcomes`)
-            "bought": bool(outcome.bought[0]),
+            "bought": bought,
             "reward": reward,
             "env_reward": env_reward,
             "bonus": bonus,  # the count bonus the market paid the winner, in env units (in "reward" too)

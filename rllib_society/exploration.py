@@ -156,14 +156,19 @@ def logistic_price(uniform: float, location: float, scale: float) -> float:
     return location + scale * math.log(uniform / (1.0 - uniform))
 
 
-def draw_offer(rng: np.random.Generator, active: np.ndarray, clones: int, rate: float) -> tuple[int, float]:
+def offerable_bidders(active: np.ndarray, clones: int) -> list[np.ndarray]:
+    """The bidders an offer can go to, by primitive: each primitive with an active bidder, as the
+    array of its active bidders (bidder k * clones + c). Drawn once per episode (`draw_offer`)."""
+    by_primitive = np.asarray(active, dtype=bool).reshape(-1, clones)
+    return [k * clones + np.flatnonzero(row) for k, row in enumerate(by_primitive) if row.any()]
+
+
+def draw_offer(rng: np.random.Generator, offerable: list[np.ndarray], rate: float) -> tuple[int, float]:
     """An exploration offer with probability `rate`: (offered bidder, price), the bidder one of
-    the active clones of a primitive drawn uniformly among those with an active bidder, the
-    price uniform in [0, 1]; else (-1, 0.0) (no offer; its price is ignored)."""
+    the active clones (drawn uniformly) of a primitive drawn uniformly among those with an
+    active bidder (`offerable_bidders`), the price uniform in [0, 1]; else (-1, 0.0) (no offer;
+    its price is ignored)."""
     if rate <= 0.0 or rng.random() >= rate:
         return -1, 0.0
-    by_primitive = np.asarray(active, dtype=bool).reshape(-1, clones)
-    primitives = np.flatnonzero(by_primitive.any(axis=1))
-    primitive = int(primitives[rng.integers(len(primitives))])
-    bidders = np.flatnonzero(by_primitive[primitive])
-    return primitive * clones + int(bidders[rng.integers(len(bidders))]), float(rng.random())
+    bidders = offerable[rng.integers(len(offerable))]
+    return int(bidders[rng.integers(len(bidders))]), float(rng.random())

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from rllib_society import FieldError
-from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities, market_balance
+from rllib_society.auction import AUCTIONS, auction_outcomes, episode_utilities, market_balance, settle_auction
 from rllib_society.auction_env import AUCTION_INFO, EPISODE_INFO, AuctionEnv
-from rllib_society.exploration import draw_offer, exploration_settings, scheduled_rate
+from rllib_society.exploration import draw_offer, exploration_settings, offerable_bidders, scheduled_rate
 
 GAMMA = 0.9
 
@@ -138,6 +138,12 @@ def test_utilities_with_scored_and_random_price_offers_are_the_naive_loops(aucti
     if clones > 1:  # some scored offer scores more than the offered bidder
         assert (outcomes.scored.sum(axis=1) > 1).any()
     assert outcomes.bought[scored & (offered >= 0)].all()
+    # The env's per-step settlement, one auction at a time, is the same loop's.
+    inactive_nan = np.where(active, bids, np.nan)
+    for t, (winner, paid, *_) in enumerate(settled):
+        have = settle_auction(inactive_nan[t], active[t], auction, int(offered[t]), prices[t], bool(scored[t]))
+        bought = offered[t] >= 0 and (scored[t] or bids[t, offered[t]] >= prices[t])
+        assert have == (winner, pytest.approx(paid), bought)
     assert market_balance(outcomes, rewards, discounts).sum() == pytest.approx(
         naive_market_balance(settled, rewards, offered))
 
@@ -183,7 +189,8 @@ def test_the_offered_bidders_mean_utility_is_highest_at_its_value(auction, value
 def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate():
     rng = np.random.default_rng(0)
     clones, active = 2, np.array([True, False, False, False, True, True])  # primitive 1 sits out
-    draws = [draw_offer(rng, active, clones, 0.3) for _ in range(30_000)]
+    offerable = offerable_bidders(active, clones)
+    draws = [draw_offer(rng, offerable, 0.3) for _ in range(30_000)]
     offered = np.array([d[0] for d in draws])
     assert np.mean(offered >= 0) == pytest.approx(0.3, abs=0.01)
     assert set(offered[offered >= 0]) == {0, 4, 5}
@@ -191,7 +198,7 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
     assert np.mean(offered[offered >= 0] == 0) == pytest.approx(0.5, abs=0.02)
     prices = np.array([d[1] for d in draws if d[0] >= 0])
     assert 0 <= prices.min() and prices.max() < 1 and np.mean(prices) == pytest.approx(0.5, abs=0.01)
-    assert all(draw_offer(rng, active, clones, 0.0)[0] == -1 for _ in range(100))
+    assert all(draw_offer(rng, offerable, 0.0)[0] == -1 for _ in range(100))
 
 
 @pytest.mark.parametrize("value, field", [
