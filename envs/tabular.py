@@ -43,7 +43,8 @@ class TabularEnv(gym.Env):
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         transitions = self.P[self.state][int(action)]
-        index = self.np_random.choice(len(transitions), p=[t[0] for t in transitions])
+        # A deterministic entry draws nothing (numpy's weighted choice costs most of a step).
+        index = 0 if len(transitions) == 1 else self.np_random.choice(len(transitions), p=[t[0] for t in transitions])
         _, self.state, reward, terminated = transitions[index]
         return self.state, float(reward), bool(terminated), False, {}
 
