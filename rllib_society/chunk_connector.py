@@ -16,6 +16,11 @@ depend on the sampled bid (an offer's primitive acts whatever it bids), so the p
 expectation, and its fixed point m = E[v], are unchanged: only its variance falls. Measured in
 docs/results.md: it helps where values settle early (FrozenLake) and slows Chain, whose values
 keep rising for a long time (the wider bids tracked them).
+
+With ``exploration.scored_loss: mean`` each module's batch also holds ``SCORED_VALUES``: a
+scored row's step value v (in the bid's units: bid units, or units of the value scale on the real
+line), NaN on every other row, which the learner fits the row's mean bid to
+(`learner.mean_fit_loss`) instead of PPO's loss on its utility.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from rllib_society.env_runner import AuctionChunk
 from rllib_society.rows import RowEntry, entries_of
 from rllib_society.society_module import bid_distribution_of
 
+#: A module batch's column of scored rows' step values (NaN on other rows), with the mean fit.
+SCORED_VALUES = "scored_values"
+
 
 class AuctionChunksToBatch(ConnectorV2):
     """Builds ``{p{k}: batch}`` from chunks: a row per auction and clone of primitive k, with its
@@ -41,9 +49,10 @@ class AuctionChunksToBatch(ConnectorV2):
     rows, so `SocietyMultiRLModule` can evaluate all modules at once."""
 
     def __init__(self, input_observation_space=None, input_action_space=None, *, standardize: bool = True,
-                 scored_baseline: str = "state"):
+                 scored_baseline: str = "state", mean_fit: bool = False):
         super().__init__(input_observation_space, input_action_space)
         self.standardize, self.expected_baseline = standardize, scored_baseline == "expected"
+        self.mean_fit = mean_fit
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch: dict[str, Any], episodes, **kwargs):
@@ -65,7 +74,7 @@ class AuctionChunksToBatch(ConnectorV2):
             values = rl_module.state_values(tensor(obs)).cpu().numpy()  # (N, R)
         # Bids on the real line: the critics predict utilities in units of the value scale.
         scale = rl_module.value_scale()
-        sigma = 1.0 if scale is None else scale[1]
+        mu, sigma = (0.0, 1.0) if scale is None else scale
         obs_rows = tensor(np.repeat(obs, clones, axis=0))  # row r * clones + c: auction r, clone c
         for k, module_id in enumerate(rl_module.module_ids):
             bidders = slice(k * clones, (k + 1) * clones)
@@ -91,6 +100,8 @@ class AuctionChunksToBatch(ConnectorV2):
                 Postprocessing.ADVANTAGES: tensor(advantages.astype(np.float32)),
                 Postprocessing.VALUE_TARGETS: tensor(targets),
             }
+            if self.mean_fit:
+                batch[module_id][SCORED_VALUES] = tensor(((step_values - mu) / sigma).astype(np.float32))
         return batch
 
 

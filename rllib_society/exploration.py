@@ -39,7 +39,15 @@ advantages of all the usual rows of that state, where a loser earns 0; the squar
 near 0 where the bid is near truthful. Measured in docs/results.md. Far from truthful it is
 not: with ``baseline: expected`` the fast learner gives a scored row its own baseline, the square
 loss's expectation under the bid distribution it was sampled from (`chunk_connector`), the same
-expected gradient with less noise (and the same fixed point: the reward is unchanged).
+expected gradient with less noise (and the same fixed point: the reward is unchanged). With
+``scored_loss: mean`` the fast learner does not train a scored row by PPO at all: it fits the
+row's mean bid m to the step's value v by the loss (m - v)^2 / (2 s^2), s^2 the bid's variance
+held constant (`learner.mean_fit_loss`), the natural gradient of the scored utility's
+expectation. PPO moves a mean a fraction of the bid's spread per update, and a bid pinned at
+the edge of the range has almost none (Taxi's drop-off); the fit moves it whatever its spread.
+Why truthful bids stay an equilibrium: the auction and every utility are unchanged (only how
+the offered bidder learns from its row), and the fit is smallest at m = E[v], the same fixed
+point as the scored utility's.
 
 A count bonus (``bonus`` b > 0, with any kind) is optimism that directs the search: the market
 pays the winner b / sqrt(n) env reward units for the n-th time its primitive acts in a state
@@ -70,8 +78,11 @@ EXPLORATION_KINDS = ("none", "offers", "scored")
 #: every other row's), or the scored utility's expectation under the bid distribution it was
 #: sampled from (`chunk_connector.expected_square_loss`).
 SCORED_BASELINES = ("state", "expected")
+#: How the fast learner trains a scored row: PPO on its utility, as every other row, or a fit of
+#: the bid's mean to the step's value, scaled by the bid's variance (`learner.mean_fit_loss`).
+SCORED_LOSSES = ("ppo", "mean")
 #: No exploration (the paper's auction).
-NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state"}
+NO_EXPLORATION: dict[str, Any] = {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state", "scored_loss": "ppo"}
 
 
 def exploration_settings(value: Any) -> dict[str, Any]:
@@ -80,20 +91,21 @@ def exploration_settings(value: Any) -> dict[str, Any]:
     ``bonus`` b >= 0 (default 0) with any kind. r and b may be schedules ``[[env_steps, x], ...]``
     as RLlib's ``lr`` takes (piecewise linear in the algorithm's env steps sampled, from step 0;
     `scheduled_rate`). ``baseline`` (scored offers; `SCORED_BASELINES`): ``state`` (default)
-    or ``expected``.
+    or ``expected``. ``scored_loss`` (scored offers; `SCORED_LOSSES`): ``ppo`` (default) or
+    ``mean``.
 
     Raises:
         FieldError: naming ``exploration``, ``exploration.kind``, ``exploration.rate``,
-            ``exploration.bonus`` or ``exploration.baseline``.
+            ``exploration.bonus``, ``exploration.baseline`` or ``exploration.scored_loss``.
     """
     if value is None:
         return dict(NO_EXPLORATION)
     if not isinstance(value, dict):
         raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
-    unknown = sorted(set(value) - {"kind", "rate", "bonus", "baseline"})
+    unknown = sorted(set(value) - set(NO_EXPLORATION))
     if unknown:
-        raise FieldError("exploration", value,
-                         f"a dict with the keys kind, rate, bonus and baseline (not {', '.join(unknown)})")
+        raise FieldError("exploration", value, f"a dict with the keys kind, rate, bonus, baseline and scored_loss "
+                                               f"(not {', '.join(unknown)})")
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
@@ -109,7 +121,14 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         raise FieldError("exploration.baseline", baseline, "one of " + ", ".join(SCORED_BASELINES))
     if baseline != "state" and kind != "scored":
         raise FieldError("exploration.baseline", baseline, "state unless exploration.kind is scored")
-    return {"kind": kind, "rate": rate, "bonus": bonus, "baseline": baseline}
+    scored_loss = value.get("scored_loss", "ppo")
+    if scored_loss not in SCORED_LOSSES:
+        raise FieldError("exploration.scored_loss", scored_loss, "one of " + ", ".join(SCORED_LOSSES))
+    if scored_loss != "ppo" and (kind != "scored" or baseline != "state"):
+        raise FieldError("exploration.scored_loss", scored_loss,
+                         "ppo unless exploration.kind is scored and exploration.baseline is state (a fitted "
+                         "row's advantage is not used)")
+    return {"kind": kind, "rate": rate, "bonus": bonus, "baseline": baseline, "scored_loss": scored_loss}
 
 
 def _number_or_schedule(field: str, value: Any, most: float, allowed: str) -> float | list[list]:

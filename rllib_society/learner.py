@@ -33,7 +33,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from rllib_society.bidder import TorchBeta, TorchGaussianBid
-from rllib_society.chunk_connector import AuctionChunksToBatch, trained_row_entries
+from rllib_society.chunk_connector import SCORED_VALUES, AuctionChunksToBatch, trained_row_entries
 from rllib_society.exploration import exploration_settings
 from rllib_society.rows import TRAINED, RowEntry, RowLedger
 from rllib_society.society_module import slices_of
@@ -130,9 +130,10 @@ class SocietyPPOLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
+        exploration = exploration_settings(self.config.env_config.get("exploration"))
         self._learner_connector = LearnerConnectorPipeline(connectors=[AuctionChunksToBatch(
             standardize=self.config.learner_config_dict.get("standardize_advantages", True),
-            scored_baseline=exploration_settings(self.config.env_config.get("exploration"))["baseline"])])
+            scored_baseline=exploration["baseline"], mean_fit=exploration["scored_loss"] == "mean")])
         # The connector gives each auction's state to its `clones` rows in a row.
         self.module.rows_per_state = int(self.config.env_config.get("clones", 1))
         self._loss_stats = self._grad_norms = None
@@ -252,7 +253,11 @@ class SocietyPPOLearner(PPOTorchLearner):
         vf_loss_clipped = torch.minimum(vf_loss, per_module([c.vf_clip_param for c in configs]))
         entropy = current.entropy_each()[..., 0]
         entropy_coeff = per_module([self.entropy_coeff_schedulers_per_module[m].get_current_value() for m in ids])
-        losses = mean(-surrogate + per_module([c.vf_loss_coeff for c in configs]) * vf_loss_clipped
+        policy_loss = -surrogate
+        if SCORED_VALUES in batch[ids[0]]:  # exploration.scored_loss: mean
+            values = stack(batch, SCORED_VALUES)
+            policy_loss = torch.where(torch.isnan(values), policy_loss, mean_fit_loss(current, values))
+        losses = mean(policy_loss + per_module([c.vf_loss_coeff for c in configs]) * vf_loss_clipped
                       - entropy_coeff * entropy)
         kl = torch.zeros_like(losses)
         use_kl = torch.tensor([c.use_kl_loss for c in configs], device=device)
@@ -506,6 +511,22 @@ class SocietyPPOLearner(PPOTorchLearner):
         """RLlib's schedules give a tensor learning rate, which fused Adam refuses on CPU."""
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
+
+
+def mean_fit_loss(distribution, values: torch.Tensor) -> torch.Tensor:
+    """(m - v)^2 / (2 s^2) per bid, m and s^2 the bid's mean and variance (s^2 held constant):
+    ``exploration.scored_loss: mean``'s loss on a scored row with step value v (the value NaN on
+    other rows, whose loss here is meaningless: PPO's applies there).
+
+    Why: PPO moves a bid's mean a fraction of its spread per update (its ratio clip), and a stale
+    bid's spread is tiny (in Taxi the drop-off's bid sits at the bottom of [0, 1] with a spread of
+    0.001 where its value is 1), so PPO on the scored utility cannot bring it back. This loss's
+    gradient in m is the scored utility's expected gradient, -(m - v), divided by s^2: the
+    natural gradient of the bid's mean, which moves it in steps that do not shrink with its
+    spread. Its minimum in m is E[v], the value, as the scored utility's is, so truthful bids
+    stay the fixed point."""
+    mean, variance = (x[..., 0] for x in distribution.mean_variance())
+    return (mean - torch.nan_to_num(values)) ** 2 / (2 * variance.detach().clamp(min=1e-12))
 
 
 def _most_over_learners(count: int) -> int:

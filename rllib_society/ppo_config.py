@@ -122,7 +122,9 @@ class SocietyPPOConfig(PPOConfig):
                 the winners. b > 0 adds a count bonus, b / sqrt(n) env reward units for the n-th
                 time a primitive acts in a (Discrete) state. r and b may be schedules
                 [[env_steps, x], ...] (fast sampler). "baseline": "expected" (fast sampler) gives
-                a scored row the scored utility's expectation as its baseline (`rllib_society.exploration`).
+                a scored row the scored utility's expectation as its baseline, and "scored_loss": "mean"
+                (fast sampler) fits a scored row's mean bid to the step's value instead of PPO's loss
+                (`rllib_society.exploration`).
             options: pre-trained options as the primitives (checkpoints of policies or of
                 societies, or objects with ``act(obs)``), with option_done_action,
                 option_max_steps, option_bids (how a society option bids: "greedy" or "sampled") and

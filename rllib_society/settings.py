@@ -70,6 +70,9 @@ def check_society_settings(config: dict[str, Any], sampler: str = "fast") -> Non
         raise FieldError("exploration.baseline", exploration["baseline"],
                          "state with sampler: stock (RLlib's GAE gives every row the critic's baseline; "
                          "use sampler: fast)")
+    if exploration["scored_loss"] != "ppo" and sampler == "stock":
+        raise FieldError("exploration.scored_loss", exploration["scored_loss"],
+                         "ppo with sampler: stock (RLlib's PPO loss trains every row; use sampler: fast)")
     number("eval_episodes", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_interval", "an integer >= 1", lambda v: v >= 1, integer=True)
     number("eval_max_steps", "an integer >= 1", lambda v: v >= 1, integer=True, optional=True)

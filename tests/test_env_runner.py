@@ -14,6 +14,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from experiments.algo_config import society_ppo_config
+from rllib_society.chunk_connector import SCORED_VALUES
 from rllib_society.env_runner import AuctionChunk, SocietyEnvRunner
 from rllib_society.rows import compare_rows
 from rllib_society.society_env import SocietyEnv
@@ -155,17 +156,13 @@ def test_the_mean_lookahead_prices_with_the_modules_mean_bids(value_range):
     runner.stop()
 
 
-@pytest.mark.parametrize("case, baseline", [("ccv_scored_bonus", "expected"), ("bb_adaptive_scored_bootstrap", "expected"),
-                                            ("ccv_mean_lookahead_scored", "expected"), ("ccv_scored_bonus", "state")])
-def test_a_scored_rows_baseline_is_its_expected_square_loss(case, baseline):
-    """With ``exploration.baseline: expected`` and without standardization, a scored row's
-    advantage is its utility -(b - v)^2 / 2 less that
-    utility's mean over the bid distribution it was sampled from, -((m - v)^2 + s^2) / 2 (torch's
-    own mean and variance of that distribution; v from the oracle); every other row's is its
-    utility less the critic's value, as a scored row's is with ``baseline: state`` (the default).
-    Bids on the real line: in units of the value scale."""
+def scored_batch(case: str, moments: list[float] | None = None, **exploration):
+    """A fast runner's two samples of `case` (its exploration updated with `exploration`), the
+    learner's batch of them (advantages not standardized; bids on the real line: with the
+    learner's value statistics set to `moments`), and from the oracle each active row's utility
+    and each scored row's step value v, by (episode, auction step, bidder)."""
     overrides = dict(FAST_CASES[case])
-    overrides["exploration"] = {**overrides["exploration"], "baseline": baseline}
+    overrides["exploration"] = {**overrides["exploration"], **exploration}
     runner, learner = fast(3, standardize_advantages=False, **overrides)
     env = runner.auction_envs[0]
     chunks = [c for c in runner.sample(random_actions=False) + runner.sample(random_actions=False) if len(c)]
@@ -180,29 +177,71 @@ def test_a_scored_rows_baseline_is_its_expected_square_loss(case, baseline):
         for (t, b), utility in oracle(ordered, env.config["auction"], env.value_range, env.clones, scored).items():
             utilities[(episode_id, ordered[t]["step"], b)] = utility
         values.update({(episode_id, ordered[t]["step"], b): v for (t, b), v in scored.items()})
+    if moments is not None and learner.module.value_scale() is not None:
+        learner.module.set_value_moments(torch.tensor(moments, dtype=torch.float64))
     batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=chunks, shared_data={},
                                        metrics=learner.metrics)
+    rows = [(chunk.id_, record["step"]) for chunk in chunks for record in chunk.records]
+    keys = {module_id: [(*rows[row // env.clones], k * env.clones + row % env.clones) if active else None
+                        for row, active in enumerate(batch[module_id][Columns.LOSS_MASK].numpy())]
+            for k, module_id in enumerate(learner.module.module_ids)}  # each row's bidder, None if it sat out
+    critic = learner.module.state_values(torch.as_tensor(np.concatenate([c.obs for c in chunks]))).detach().numpy()
+    return runner, learner, batch, keys, utilities, values, critic
+
+
+@pytest.mark.parametrize("case, baseline", [("ccv_scored_bonus", "expected"), ("bb_adaptive_scored_bootstrap", "expected"),
+                                            ("ccv_mean_lookahead_scored", "expected"), ("ccv_scored_bonus", "state")])
+def test_a_scored_rows_baseline_is_its_expected_square_loss(case, baseline):
+    """With ``exploration.baseline: expected`` and without standardization, a scored row's
+    advantage is its utility -(b - v)^2 / 2 less that
+    utility's mean over the bid distribution it was sampled from, -((m - v)^2 + s^2) / 2 (torch's
+    own mean and variance of that distribution; v from the oracle); every other row's is its
+    utility less the critic's value, as a scored row's is with ``baseline: state`` (the default).
+    Bids on the real line: in units of the value scale."""
+    runner, learner, batch, keys, utilities, values, critic = scored_batch(case, baseline=baseline)
     scale = learner.module.value_scale()
     mu, sigma = (0.0, 1.0) if scale is None else scale
-    rows = [(chunk.id_, record["step"]) for chunk in chunks for record in chunk.records]
-    critic = learner.module.state_values(torch.as_tensor(np.concatenate([c.obs for c in chunks]))).detach().numpy()
-    clones, checked = env.clones, 0
+    checked = 0
     for k, module_id in enumerate(learner.module.module_ids):
         columns = batch[module_id]
         distribution = bid_distribution_of(scale).from_logits(columns[Columns.ACTION_DIST_INPUTS])._dist
         means = mu + sigma * distribution.mean[:, 0].double().numpy()
         variances = sigma ** 2 * distribution.variance[:, 0].double().numpy()
         advantages = columns["advantages"].numpy()
-        for row, active in enumerate(columns[Columns.LOSS_MASK].numpy()):
-            if not active:
+        for row, key in enumerate(keys[module_id]):
+            if key is None:
                 continue
-            key = (*rows[row // clones], k * clones + row % clones)
             checked += key in values
             if key in values and baseline == "expected":
                 want = (utilities[key] + ((means[row] - values[key]) ** 2 + variances[row]) / 2) / sigma
             else:
-                want = utilities[key] / sigma - critic[k, row // clones]
+                want = utilities[key] / sigma - critic[k, row // runner.auction_envs[0].clones]
             assert advantages[row] == pytest.approx(want, abs=1e-4), (module_id, key)
+        assert SCORED_VALUES not in columns
+    assert checked >= 4
+    runner.stop()
+
+
+@pytest.mark.parametrize("case", ["ccv_scored_bonus", "bb_adaptive_scored_bootstrap", "ccv_mean_lookahead_scored"])
+def test_the_mean_fit_gets_each_scored_rows_value(case):
+    """With ``exploration.scored_loss: mean`` every module's batch holds each scored row's step
+    value v from the oracle (in units of the value scale on the real line: (v - mu) / sigma) and
+    NaN on every other active row."""
+    runner, learner, batch, keys, utilities, values, critic = scored_batch(case, [0.5, 4.25, 1.0], scored_loss="mean")
+    scale = learner.module.value_scale()
+    assert scale is None or scale == pytest.approx((0.5, 2.0))
+    mu, sigma = (0.0, 1.0) if scale is None else scale
+    checked = 0
+    for k, module_id in enumerate(learner.module.module_ids):
+        fitted = batch[module_id][SCORED_VALUES].numpy()
+        for row, key in enumerate(keys[module_id]):
+            if key is None:
+                continue
+            if key in values:
+                checked += 1
+                assert fitted[row] == pytest.approx((values[key] - mu) / sigma, abs=1e-4), (module_id, key)
+            else:
+                assert np.isnan(fitted[row]), (module_id, key)
     assert checked >= 4
     runner.stop()
 

@@ -208,6 +208,9 @@ def test_offers_go_to_active_bidders_of_uniformly_drawn_primitives_at_the_rate()
     ({"kind": "none", "bonus": [[0, 1.0], [10, -1.0]]}, "exploration.bonus"),
     ({"kind": "scored", "rate": 0.1, "baseline": "critic"}, "exploration.baseline"),
     ({"kind": "offers", "rate": 0.1, "baseline": "expected"}, "exploration.baseline"),
+    ({"kind": "scored", "rate": 0.1, "scored_loss": "median"}, "exploration.scored_loss"),
+    ({"kind": "offers", "rate": 0.1, "scored_loss": "mean"}, "exploration.scored_loss"),
+    ({"kind": "scored", "rate": 0.1, "baseline": "expected", "scored_loss": "mean"}, "exploration.scored_loss"),
 ])
 def test_bad_exploration_settings_name_the_field(value, field):
     with pytest.raises(FieldError, match=rf"^{field}=.* is not allowed; {field} must be"):
@@ -215,11 +218,13 @@ def test_bad_exploration_settings_name_the_field(value, field):
 
 
 def test_exploration_settings_defaults():
-    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state"}
+    assert exploration_settings(None) == {"kind": "none", "rate": 0.0, "bonus": 0.0, "baseline": "state",
+                                          "scored_loss": "ppo"}
     assert exploration_settings({"kind": "offers", "rate": 0.25}) == {"kind": "offers", "rate": 0.25, "bonus": 0.0,
-                                                                      "baseline": "state"}
+                                                                      "baseline": "state", "scored_loss": "ppo"}
     assert exploration_settings({"kind": "scored", "rate": 1, "bonus": 2, "baseline": "expected"}) == {
-        "kind": "scored", "rate": 1.0, "bonus": 2.0, "baseline": "expected"}
+        "kind": "scored", "rate": 1.0, "bonus": 2.0, "baseline": "expected", "scored_loss": "ppo"}
+    assert exploration_settings({"kind": "scored", "rate": 0.3, "scored_loss": "mean"})["scored_loss"] == "mean"
     assert exploration_settings({"kind": "none", "bonus": [[0, 5], [100, 0]]})["bonus"] == [[0, 5.0], [100, 0.0]]
 
 
@@ -310,6 +315,14 @@ def test_the_stock_sampler_refuses_the_expected_baseline():
     with pytest.raises(FieldError, match=r"^exploration.baseline='expected' is not allowed; .*state with sampler: stock"):
         SocietyPPOConfig().society(env="envs:Chain-v0", sampler="stock",
                                    exploration={"kind": "scored", "rate": 0.5, "baseline": "expected"})
+
+
+def test_the_stock_sampler_refuses_the_mean_fit():
+    from rllib_society import SocietyPPOConfig
+
+    with pytest.raises(FieldError, match=r"^exploration.scored_loss='mean' is not allowed; .*ppo with sampler: stock"):
+        SocietyPPOConfig().society(env="envs:Chain-v0", sampler="stock",
+                                   exploration={"kind": "scored", "rate": 0.5, "scored_loss": "mean"})
 
 
 @pytest.mark.parametrize("key", ["rate", "bonus"])

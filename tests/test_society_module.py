@@ -23,6 +23,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from experiments.algo_config import build_algo_config
 from rllib_society.bidder import BidderCatalog, TorchBeta
+from rllib_society.chunk_connector import SCORED_VALUES
+from rllib_society.learner import mean_fit_loss
 from experiments.config_files import load_config
 from rllib_society.society_module import SocietyMultiRLModule
 
@@ -168,6 +170,50 @@ def test_the_batched_loss_is_rllibs_ppo_loss_of_each_module(algo, use_kl_loss, c
             batch=batch[module_id], fwd_out=learner.module[module_id].forward_train(batch[module_id]))
         torch.testing.assert_close(ours[module_id], rllib)
     learner.config.use_kl_loss = True
+
+
+def test_a_scored_rows_loss_is_the_mean_fit(algo):
+    """With ``exploration.scored_loss: mean`` (a ``SCORED_VALUES`` column), a row with a value v
+    has the loss (m - v)^2 / (2 s^2), m and s^2 torch's own Beta mean and variance, in place of
+    PPO's clipped surrogate; a row whose value is NaN keeps PPO's; the critic's loss is PPO's."""
+    learner = algo.learner_group._learner
+    learner.config._is_frozen = False
+    learner.config.use_kl_loss = False
+    batch = train_batch(learner, seed=1)
+    rng = np.random.default_rng(1)
+    want = {}
+    for module_id, columns in batch.items():
+        rows = len(columns[Columns.OBS])
+        values = torch.as_tensor(np.where(rng.random(rows) < 0.5, rng.uniform(size=rows), np.nan), dtype=torch.float32)
+        scored = ~torch.isnan(values)
+        assert scored.any() and (~scored).any()
+        without_policy_loss = {**columns, Postprocessing.ADVANTAGES: torch.where(scored, 0.0, columns[Postprocessing.ADVANTAGES])}
+        ppo = PPOTorchLearner.compute_loss_for_module(
+            learner, module_id=module_id, config=learner.config.get_config_for_module(module_id),
+            batch=without_policy_loss, fwd_out=learner.module[module_id].forward_train(without_policy_loss))
+        bid = TorchBeta.from_logits(learner.module[module_id].forward_train(columns)[Columns.ACTION_DIST_INPUTS])
+        beta = torch.distributions.Beta(bid.alpha[:, 0], bid.beta[:, 0])
+        fit = (beta.mean - values) ** 2 / (2 * beta.variance)
+        mask = columns[Columns.LOSS_MASK] & scored
+        want[module_id] = ppo + fit[mask].sum() / columns[Columns.LOSS_MASK].sum()
+        columns[SCORED_VALUES] = values
+    ours = learner.compute_losses(fwd_out=learner.module.forward_train(batch), batch=batch)
+    for module_id in batch:
+        torch.testing.assert_close(ours[module_id], want[module_id])
+    learner.config.use_kl_loss = True
+
+
+def test_the_mean_fit_moves_a_pinned_bid_as_fast_as_a_free_one():
+    """The fit's gradient in the mean logit x is (m - v)(alpha + beta + 1): it does not vanish as
+    the bid's mean saturates at the edge of [0, 1] (m = sigmoid(x)), where PPO's does."""
+    logits = torch.tensor([[-9.0, 5.0], [0.0, 5.0]], requires_grad=True)  # a mean at 1e-4, one at 0.5
+    bid = TorchBeta.from_logits(logits)
+    mean_fit_loss(bid, torch.tensor([1.0, 1.0])).sum().backward()
+    with torch.no_grad():
+        mean = bid.alpha / (bid.alpha + bid.beta)
+        expected = ((mean - 1.0) * (bid.alpha + bid.beta + 1))[:, 0]
+    torch.testing.assert_close(logits.grad[:, 0], expected)
+    assert logits.grad[0, 0] < logits.grad[1, 0] < 0  # the pinned bid, farther from v, is pushed harder
 
 
 def test_gradients_are_clipped_per_primitive(algo):
