@@ -104,8 +104,8 @@ def exploration_settings(value: Any) -> dict[str, Any]:
         raise FieldError("exploration", value, "None or a dict {kind: offers, rate: 0.1}")
     unknown = sorted(set(value) - set(NO_EXPLORATION))
     if unknown:
-        raise FieldError("exploration", value, f"a dict with the keys kind, rate, bonus, baseline and scored_loss "
-                                               f"(not {', '.join(unknown)})")
+        raise FieldError("exploration", value,
+                         f"a dict with the keys {', '.join(NO_EXPLORATION)} (not {', '.join(unknown)})")
     kind = value.get("kind", "offers")
     if kind not in EXPLORATION_KINDS:
         raise FieldError("exploration.kind", kind, "one of " + ", ".join(EXPLORATION_KINDS))
